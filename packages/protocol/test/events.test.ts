@@ -61,7 +61,7 @@ test('start: exact text and field types of protocol.md §3.3', () => {
   });
   assert.deepEqual(Object.keys(v), ['sequenceNumber', 'event', 'start', 'extra_headers']);
   assert.equal(typeof v.extra_headers, 'string');
-  assert.equal(v.streamId, undefined, 'no top-level streamId on start');
+  assert.ok(!('streamId' in v), 'no top-level streamId on start');
 });
 
 test('media: timestamp is a string, chunk and sequenceNumber numbers, 160 B μ-law silence', () => {
