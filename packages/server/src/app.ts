@@ -1,0 +1,71 @@
+/**
+ * Composition root: the only place concrete classes are wired together (design.md).
+ */
+import pino, { type Logger } from 'pino';
+import { systemClock, type Clock, type MediaClock } from './clock/clock.js';
+import { RealMediaClock } from './clock/media-clock.js';
+import type { Config } from './config/config.js';
+import { HttpCallbackSender } from './callbacks/http-callbacks.js';
+import { Call, type CallInfo } from './call/call.js';
+import type { CallLeg } from './call/call-leg.js';
+import { USER_AGENT } from './version.js';
+
+/** The running pieces shared by every call. */
+export interface Runtime {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly mediaClock: MediaClock;
+  readonly callbacks: HttpCallbackSender;
+  readonly logger: Logger;
+  /** Creates a call on a leg. */
+  newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
+  /** Hangs up every call and stops deliveries. */
+  close(): Promise<void>;
+}
+
+/** Overrides for tests: fake clocks, a silent logger, a fetch stub. */
+export interface RuntimeOverrides {
+  clock?: Clock;
+  mediaClock?: MediaClock;
+  logger?: Logger;
+  fetch?: typeof fetch;
+}
+
+/** Wires a runtime from a validated configuration. */
+export function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
+  const logger = overrides.logger ?? pino({ level: config.log.level, base: { service: 'callstream' } });
+  const clock = overrides.clock ?? systemClock;
+  const mediaClock =
+    overrides.mediaClock ??
+    new RealMediaClock({ onError: (err) => logger.error({ err }, 'media tick handler failed') });
+  const callbacks = new HttpCallbackSender({
+    clock,
+    authToken: config.authToken,
+    userAgent: USER_AGENT,
+    timeoutMs: config.callbacks.timeoutMs,
+    retryDelaysMs: config.callbacks.retryDelaysMs,
+    ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+  });
+  const calls = new Set<Call>();
+  return {
+    config,
+    clock,
+    mediaClock,
+    callbacks,
+    logger,
+    newCall(leg, info) {
+      const call = new Call(
+        { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger },
+        leg,
+        info,
+      );
+      calls.add(call);
+      void call.done.then(() => calls.delete(call));
+      return call;
+    },
+    async close() {
+      for (const c of calls) c.hangup('SHUTDOWN', { shutdown: true });
+      callbacks.close();
+    },
+  };
+}

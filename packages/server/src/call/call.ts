@@ -1,0 +1,197 @@
+/**
+ * A call: owns its leg and its streams, mixes the outbound track on the one media clock, and closes
+ * everything it owns when it ends (lifetimes are a tree, design.md).
+ */
+import type { Logger } from 'pino';
+import { newUuid, type StreamParams } from '@callstream/protocol';
+import type { Clock, MediaClock } from '../clock/clock.js';
+import type { Config } from '../config/config.js';
+import { attachStatusCallbacks } from '../callbacks/stream-callbacks.js';
+import type { HttpCallbackSender } from '../callbacks/http-callbacks.js';
+import { encodeCallAudio, samplesPerFrame } from '../media/codec.js';
+import type { PullResult } from '../media/playout.js';
+import { Stream } from '../stream/stream.js';
+import type { CallLeg } from './call-leg.js';
+
+/** Dependencies of a call. */
+export interface CallDeps {
+  clock: Clock;
+  mediaClock: MediaClock;
+  config: Config;
+  userAgent: string;
+  callbacks: HttpCallbackSender;
+  logger?: Logger;
+}
+
+/** Identity of a call as the app sees it (answer-URL parameters). */
+export interface CallInfo {
+  callId: string;
+  from: string;
+  to: string;
+  direction: 'inbound' | 'outbound';
+}
+
+/** A source of outbound audio besides stream playback (an XML element: Speak, Play…). */
+export interface OutboundSource {
+  /** Writes up to one frame into `frame` (zero-filled); returns true if it wrote audio. */
+  pull(frame: Int16Array): boolean;
+}
+
+/** Counters of a call. */
+export interface CallStats {
+  framesIn: number;
+  framesOut: number;
+  /** Frames sent that carried queued playback. */
+  playbackFrames: number;
+}
+
+/** One call and everything it owns. */
+export class Call {
+  readonly info: CallInfo;
+  readonly streams = new Map<string, Stream>();
+  readonly stats: CallStats = { framesIn: 0, framesOut: 0, playbackFrames: 0 };
+  /** Answer time, epoch ms. */
+  readonly startedAt: number;
+  endedAt: number | null = null;
+  /** Resolves with the hangup cause when the call has ended. */
+  readonly done: Promise<string>;
+  private resolveDone!: (cause: string) => void;
+  private unsubscribeTick: (() => void) | null = null;
+  private readonly frameSamples: number;
+  private readonly mix: Int16Array;
+  private readonly scratch: Int16Array;
+  private readonly silence: Uint8Array;
+  private source: OutboundSource | null = null;
+
+  constructor(
+    private readonly deps: CallDeps,
+    readonly leg: CallLeg,
+    info: Partial<CallInfo> = {},
+  ) {
+    this.info = {
+      callId: info.callId ?? newUuid(),
+      from: info.from ?? '',
+      to: info.to ?? '',
+      direction: info.direction ?? 'inbound',
+    };
+    this.startedAt = deps.clock.now();
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.frameSamples = samplesPerFrame(leg.codec.sampleRate);
+    this.mix = new Int16Array(this.frameSamples);
+    this.scratch = new Int16Array(this.frameSamples);
+    this.silence = encodeCallAudio(leg.codec, new Int16Array(this.frameSamples)).slice();
+    leg.attach({
+      onFrame: (frame, ms) => this.onCallerFrame(frame, ms),
+      onDtmf: (digit, ms) => {
+        for (const s of this.streams.values()) s.pushDtmf(digit, ms);
+      },
+      onHangup: (cause) => this.hangup(cause, { fromLeg: true }),
+    });
+    this.unsubscribeTick = deps.mediaClock.onTick((ms) => this.onTick(ms));
+  }
+
+  /** True once the call has ended. */
+  get ended(): boolean {
+    return this.endedAt !== null;
+  }
+
+  /** Sets (or clears) the XML element audio mixed into the outbound track. */
+  setOutboundSource(source: OutboundSource | null): void {
+    this.source = source;
+  }
+
+  /** Streams that have not ended. */
+  activeStreams(): Stream[] {
+    return [...this.streams.values()].filter((s) => !s.ended);
+  }
+
+  /**
+   * Starts a stream on this call (`<Stream>`, REST start, CLI). A URL equal to an active stream's
+   * is rejected (§1.2), as is any `rejection` from attribute validation: the stream then exists as
+   * `dropped` with the cause in its debug log.
+   * @throws CallstreamError-free: problems become a dropped stream, never an exception
+   */
+  startStream(params: StreamParams, rejection: string | null = null): Stream {
+    let why = rejection;
+    if (!why && this.activeStreams().some((s) => s.params.serviceUrl === params.serviceUrl)) {
+      why = 'Invalid stream parameters: an active stream already exists for this URL';
+    }
+    if (!why && this.ended) why = 'Invalid stream parameters: the call has ended';
+    const stream = new Stream(
+      {
+        clock: this.deps.clock,
+        config: this.deps.config,
+        userAgent: this.deps.userAgent,
+        ...(this.deps.logger ? { logger: this.deps.logger } : {}),
+      },
+      { callId: this.info.callId, from: this.info.from, to: this.info.to, codec: this.leg.codec },
+      params,
+      { streamId: newUuid(), rejection: why },
+    );
+    this.streams.set(stream.streamId, stream);
+    attachStatusCallbacks(stream, this.deps.callbacks, this.deps.config);
+    stream.start();
+    return stream;
+  }
+
+  private onCallerFrame(frame: Uint8Array, captureMs: number): void {
+    if (this.ended) return;
+    this.stats.framesIn++;
+    for (const s of this.streams.values()) s.pushInbound(frame, undefined, captureMs);
+  }
+
+  /** One media-clock tick: mix playback, send one frame to the caller, feed outbound tracks. */
+  private onTick(tickMs: number): void {
+    if (this.ended) return;
+    const mix = this.mix;
+    mix.fill(0);
+    let sources = 0;
+    if (this.source) {
+      if (this.source.pull(mix)) sources++;
+    }
+    const pulled: Array<[Stream, PullResult]> = [];
+    for (const s of this.streams.values()) {
+      if (s.ended || !s.params.bidirectional) continue;
+      const target = sources === 0 ? mix : this.scratch;
+      if (target !== mix) target.fill(0);
+      const r = s.pullPlayout(target);
+      if (!r) continue;
+      pulled.push([s, r]);
+      for (const d of r.dtmf) this.leg.sendDtmf(d, this.deps.config.dtmf.toneMs);
+      if (r.audioSamples > 0) {
+        if (target !== mix) {
+          for (let i = 0; i < mix.length; i++) {
+            const v = mix[i]! + target[i]!;
+            mix[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+          }
+        }
+        sources++;
+      }
+    }
+    const encoded = sources > 0 ? encodeCallAudio(this.leg.codec, mix) : this.silence;
+    this.leg.sendFrame(encoded, { hasPlayback: sources > 0 });
+    this.stats.framesOut++;
+    if (sources > 0) this.stats.playbackFrames++;
+    for (const [s, r] of pulled) s.playoutSent(r);
+    for (const s of this.streams.values()) {
+      if (s.ended) continue;
+      s.pushOutbound(encoded, sources > 0 ? mix : undefined, tickMs);
+      s.onTick();
+    }
+  }
+
+  /**
+   * Ends the call: every active stream stops with `call_hangup`, the tick stops, the leg hangs up.
+   * Idempotent.
+   */
+  hangup(cause = 'NORMAL_CLEARING', options: { fromLeg?: boolean; shutdown?: boolean } = {}): void {
+    if (this.ended) return;
+    this.endedAt = this.deps.clock.now();
+    for (const s of this.streams.values()) s.stop('call_hangup', { shutdown: options.shutdown ?? false });
+    this.unsubscribeTick?.();
+    this.unsubscribeTick = null;
+    this.source = null;
+    if (!options.fromLeg) this.leg.hangup(cause);
+    this.resolveDone(cause);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Signed HTTP delivery of status callbacks (protocol.md §4.3–§4.4).
+ *
+ * Per ordering key (a stream), requests are delivered one at a time in order; a retrying request
+ * delays only later requests of that key. Network errors, timeouts and 5xx are retried after the
+ * configured delays (1, 2, 4 s); other statuses are final. Each attempt carries a fresh nonce and
+ * signature; parameters never change. Delivery is asynchronous and never blocks media.
+ * (Durable storage of pending deliveries arrives with the store, issue 4.)
+ */
+import { SIGNATURE_HEADERS, newNonce, signV3Request } from '@callstream/protocol';
+import type { Clock, TimerHandle } from '../clock/clock.js';
+
+/** One callback to deliver. */
+export interface CallbackRequest {
+  /** Ordering key: requests with the same key are delivered in order. */
+  key: string;
+  url: string;
+  method: 'GET' | 'POST';
+  /** Parameters (all strings): form body for POST, query for GET. */
+  params: Record<string, string>;
+  /** Extra HTTP headers (the stream's extraHeaders, §1.2). */
+  headers?: Record<string, string>;
+  /** Called once when the request is finally given up, with the cause. */
+  onFailure?: (cause: string) => void;
+  /** Called once when delivered (2xx). */
+  onDelivered?: () => void;
+}
+
+/** Options of an {@link HttpCallbackSender}. */
+export interface HttpCallbackOptions {
+  clock: Clock;
+  authToken: string;
+  userAgent: string;
+  /** Per attempt, ms. */
+  timeoutMs: number;
+  /** Delays before each retry, ms; its length is the retry count. */
+  retryDelaysMs: readonly number[];
+  fetch?: typeof fetch;
+}
+
+/**
+ * Builds the request of one attempt: URL, init (method, headers, body). Exported for tests.
+ */
+export function buildSignedRequest(
+  req: Pick<CallbackRequest, 'url' | 'method' | 'params' | 'headers'>,
+  authToken: string,
+  userAgent: string,
+  nonce = newNonce(),
+): { url: string; init: RequestInit & { headers: Record<string, string> } } {
+  const headers: Record<string, string> = { ...(req.headers ?? {}), 'User-Agent': userAgent };
+  let url = req.url;
+  let body: string | undefined;
+  let signature: string;
+  if (req.method === 'GET') {
+    const u = new URL(req.url);
+    for (const [k, v] of Object.entries(req.params)) u.searchParams.append(k, v);
+    url = u.toString();
+    signature = signV3Request('GET', url, {}, nonce, authToken);
+  } else {
+    body = new URLSearchParams(req.params).toString();
+    headers['Content-Type'] = 'application/x-www-form-urlencoded; charset=utf-8';
+    signature = signV3Request('POST', url, req.params, nonce, authToken);
+  }
+  headers[SIGNATURE_HEADERS.signature] = signature;
+  headers[SIGNATURE_HEADERS.mainAccountSignature] = signature;
+  headers[SIGNATURE_HEADERS.nonce] = nonce;
+  return { url, init: { method: req.method, headers, ...(body !== undefined ? { body } : {}) } };
+}
+
+/** Delivers callbacks; see the module comment for the policy. */
+export class HttpCallbackSender {
+  private readonly queues = new Map<string, CallbackRequest[]>();
+  private readonly timers = new Set<TimerHandle>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private inFlight = 0;
+  private closed = false;
+  /** Counters for metrics and summaries. */
+  readonly stats = { delivered: 0, failed: 0, attempts: 0 };
+
+  constructor(private readonly options: HttpCallbackOptions) {}
+
+  /** Queues a request. Ignored after {@link close}. */
+  send(req: CallbackRequest): void {
+    if (this.closed) return;
+    const q = this.queues.get(req.key);
+    if (q) {
+      q.push(req);
+      return;
+    }
+    this.queues.set(req.key, [req]);
+    this.inFlight++;
+    void this.run(req.key);
+  }
+
+  /** Resolves when every queue is empty. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Stops delivering: pending requests are dropped (durable outbox: issue 4). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) this.options.clock.clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private async run(key: string): Promise<void> {
+    const q = this.queues.get(key)!;
+    while (q.length > 0 && !this.closed) {
+      const req = q[0]!;
+      await this.deliver(req);
+      q.shift();
+    }
+    this.queues.delete(key);
+    this.inFlight--;
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async deliver(req: CallbackRequest): Promise<void> {
+    const delays = this.options.retryDelaysMs;
+    let cause = '';
+    for (let attempt = 0; attempt <= delays.length && !this.closed; attempt++) {
+      if (attempt > 0) await this.sleep(delays[attempt - 1]!);
+      if (this.closed) break;
+      const r = await this.attempt(req);
+      if (r.ok) {
+        this.stats.delivered++;
+        req.onDelivered?.();
+        return;
+      }
+      cause = r.cause;
+      if (!r.retryable) break;
+    }
+    this.stats.failed++;
+    req.onFailure?.(cause || 'delivery stopped');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = this.options.clock.setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+    });
+  }
+
+  private async attempt(
+    req: CallbackRequest,
+  ): Promise<{ ok: true } | { ok: false; retryable: boolean; cause: string }> {
+    this.stats.attempts++;
+    const { url, init } = buildSignedRequest(req, this.options.authToken, this.options.userAgent);
+    const controller = new AbortController();
+    const timer = this.options.clock.setTimeout(() => controller.abort(), this.options.timeoutMs);
+    try {
+      const res = await (this.options.fetch ?? fetch)(url, {
+        ...init,
+        signal: controller.signal,
+        redirect: 'manual',
+      });
+      await res.body?.cancel().catch(() => undefined);
+      if (res.status >= 200 && res.status < 300) return { ok: true };
+      return { ok: false, retryable: res.status >= 500, cause: `HTTP ${res.status} from ${req.url}` };
+    } catch (e) {
+      const cause = controller.signal.aborted
+        ? `timeout after ${this.options.timeoutMs} ms`
+        : `network error: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`;
+      return { ok: false, retryable: true, cause };
+    } finally {
+      this.options.clock.clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * The `callstream` command line.
+ *
+ *   callstream call --wav caller.wav --stream ws://host/path [options]
+ *
+ * plays the WAV as a caller's audio in real time into one `<Stream>`, records what the app plays
+ * back and prints a summary. Exit status: 0 when the stream ended normally, 1 when it was dropped
+ * or rejected, 2 for bad usage or configuration.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { createRuntime } from './app.js';
+import { loadConfig } from './config/config.js';
+import { CallstreamError } from './errors.js';
+import { formatSummary, runSimulatedCall } from './ingress/file/simulated-call.js';
+import { writeWav } from './media/wav.js';
+import { VERSION } from './version.js';
+
+const program = new Command();
+program
+  .name('callstream')
+  .description('Stream live call audio to WebSocket apps (Plivo Audio Stream compatible)')
+  .version(VERSION);
+
+program
+  .command('call')
+  .description('simulate a caller: play a WAV into a <Stream> and record the reply')
+  .requiredOption('--wav <file>', "the caller's audio (WAV, any rate; mono or stereo)")
+  .requiredOption('--stream <url>', 'the WebSocket URL of the app (ws:// or wss://)')
+  .addOption(new Option('--content-type <type>', 'stream contentType').default('audio/x-l16;rate=8000'))
+  .option('--bidirectional', 'let the app play audio back', false)
+  .addOption(
+    new Option('--audio-track <track>', 'tracks to stream')
+      .choices(['inbound', 'outbound', 'both'])
+      .default('inbound'),
+  )
+  .option('--extra-headers <pairs>', 'extraHeaders, e.g. userId=1,sessionId=abc')
+  .option('--status-callback <url>', 'status callback URL')
+  .addOption(new Option('--status-callback-method <method>', 'GET or POST').default('POST'))
+  .option('--stream-timeout <seconds>', 'streamTimeout in seconds')
+  .option('--out <file>', 'write the audio played back to the caller to this WAV file (8 kHz)')
+  .option('--tail <ms>', 'after the caller audio, wait for this much silence from the app', '1500')
+  .option('--max-tail <ms>', 'after the caller audio, wait at most this long', '20000')
+  .option('--config <file>', 'configuration file (JSON)')
+  .option('--json', 'print the summary as JSON', false)
+  .action(async (o) => {
+    const config = loadConfig(o.config);
+    const logger = pino(
+      { level: config.log.level === 'info' ? 'warn' : config.log.level },
+      pino.destination(2),
+    );
+    const runtime = createRuntime(config, { logger });
+    const attributes: Record<string, string> = {
+      contentType: o.contentType,
+      bidirectional: String(o.bidirectional),
+      audioTrack: o.audioTrack,
+      statusCallbackMethod: o.statusCallbackMethod,
+    };
+    if (o.extraHeaders) attributes.extraHeaders = o.extraHeaders;
+    if (o.statusCallback) attributes.statusCallbackUrl = o.statusCallback;
+    if (o.streamTimeout) attributes.streamTimeout = o.streamTimeout;
+    const result = await runSimulatedCall(runtime, {
+      wav: readFileSync(o.wav),
+      streamUrl: o.stream,
+      attributes,
+      tailMs: Number(o.tail),
+      maxTailMs: Number(o.maxTail),
+    });
+    await runtime.close();
+    if (o.out) writeFileSync(o.out, writeWav(result.reply, 8000));
+    if (o.json) {
+      const { reply: _reply, ...rest } = result;
+      console.log(JSON.stringify(rest, null, 2));
+    } else {
+      console.log(formatSummary(result));
+      if (o.out) console.log(`  reply written to    ${o.out}`);
+      if (result.status === 'dropped') {
+        for (const e of result.debugLog.filter((x) => x.level !== 'info'))
+          console.log(`  debug ${e.timestamp} ${e.code}: ${e.message}`);
+      }
+    }
+    process.exitCode = result.status === 'dropped' ? 1 : 0;
+  });
+
+program.parseAsync().catch((e: unknown) => {
+  if (e instanceof CallstreamError) {
+    console.error(`callstream: ${e.message}`);
+    process.exit(2);
+  }
+  console.error(e);
+  process.exit(2);
+});

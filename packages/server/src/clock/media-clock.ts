@@ -1,0 +1,86 @@
+import { performance } from 'node:perf_hooks';
+import { PTIME_MS, type MediaClock, type TickHandler } from './clock.js';
+
+/** Statistics of a {@link RealMediaClock}. */
+export interface MediaClockStats {
+  ticks: number;
+  /** Ticks given up after a stall longer than the catch-up budget. */
+  skipped: number;
+  /** Largest lateness of a tick seen, ms. */
+  maxLateMs: number;
+}
+
+/**
+ * The real media clock. Tick n is due at `t0 + n·20 ms` on the monotonic clock
+ * (`performance.now`), so timer lateness never accumulates into drift. After a stall it catches up
+ * at most `maxCatchUp` ticks at once (a short burst), then skips the rest rather than bursting a
+ * backlog of packets at the caller. Runs only while it has subscribers; handler exceptions are
+ * reported to `onError` and never stop the clock.
+ */
+export class RealMediaClock implements MediaClock {
+  private readonly handlers = new Set<TickHandler>();
+  private timer: NodeJS.Timeout | undefined;
+  private t0 = 0;
+  private epoch0 = 0;
+  private n = 0;
+  readonly stats: MediaClockStats = { ticks: 0, skipped: 0, maxLateMs: 0 };
+
+  constructor(private readonly options: { maxCatchUp?: number; onError?: (e: unknown) => void } = {}) {}
+
+  onTick(handler: TickHandler): () => void {
+    this.handlers.add(handler);
+    if (this.handlers.size === 1 && !this.timer) this.start();
+    return () => {
+      this.handlers.delete(handler);
+      if (this.handlers.size === 0) this.stop();
+    };
+  }
+
+  private start(): void {
+    this.t0 = performance.now();
+    this.epoch0 = Date.now();
+    this.n = 0;
+    this.schedule();
+  }
+
+  private stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    const due = this.t0 + (this.n + 1) * PTIME_MS;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, due - performance.now()));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    const maxCatchUp = this.options.maxCatchUp ?? 3;
+    let burst = 0;
+    while (this.t0 + (this.n + 1) * PTIME_MS <= now + 0.5 && burst < maxCatchUp) {
+      this.n++;
+      burst++;
+      const dueAt = this.t0 + this.n * PTIME_MS;
+      this.stats.maxLateMs = Math.max(this.stats.maxLateMs, now - dueAt);
+      this.emit(this.epoch0 + this.n * PTIME_MS);
+    }
+    const behind = Math.floor((now - this.t0) / PTIME_MS) - this.n;
+    if (behind > 0) {
+      this.stats.skipped += behind;
+      this.n += behind;
+    }
+    if (this.handlers.size > 0) this.schedule();
+  }
+
+  private emit(tickMs: number): void {
+    this.stats.ticks++;
+    for (const h of [...this.handlers]) {
+      try {
+        h(tickMs);
+      } catch (e) {
+        this.options.onError?.(e);
+      }
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Configuration: one zod schema with defaults (protocol.md Appendix A), loaded once at start-up
+ * from an optional JSON file and the environment, validated with every problem reported at once,
+ * then frozen. This is the only module that reads `process.env`.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { CallstreamError } from '../errors.js';
+
+const ms = z.number().int().nonnegative();
+
+/** The configuration schema. Durations are milliseconds unless the name says otherwise. */
+export const configSchema = z
+  .object({
+    /** Account id (Basic-auth user, `plivo_auth_id`): 20 characters starting `MA` recommended. */
+    authId: z.string().min(1).default('MACALLSTREAMDEV00001'),
+    /** Account auth token: signs requests to the app (V3). */
+    authToken: z.string().min(8).default('callstream-dev-token'),
+    /** `start.accountId` on the WebSocket; default the authId. */
+    accountId: z.string().optional(),
+    /** Strict `<Stream>` validation (protocol.md §1.2). */
+    strict: z.boolean().default(false),
+    stream: z
+      .object({
+        connectTimeoutMs: ms.default(5000),
+        retryDelaysMs: z.array(ms).default([250, 1000]),
+        redials: z.number().int().min(0).max(10).default(2),
+        redialResetMs: ms.default(30000),
+        backlogMs: z.number().int().positive().default(40000),
+        socketBufferBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024),
+        playbackCapMs: z.number().int().positive().default(40000),
+        maxMessageBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(16 * 1024 * 1024),
+        pingIntervalMs: z.number().int().positive().default(15000),
+        pingTimeoutMs: z.number().int().positive().default(15000),
+        sendStopEvent: z.boolean().default(true),
+        extraHeadersAsHttpHeaders: z.boolean().default(true),
+        stopStreamCallbackOnHangup: z.boolean().default(false),
+        checkpointAckEvent: z.enum(['playedStream', 'played']).default('playedStream'),
+        checkpointCallbackEvent: z.enum(['PlayedStream', 'Played']).default('PlayedStream'),
+      })
+      .prefault({}),
+    callbacks: z
+      .object({
+        timeoutMs: z.number().int().positive().default(5000),
+        retryDelaysMs: z.array(ms).default([1000, 2000, 4000]),
+      })
+      .prefault({}),
+    dtmf: z.object({ toneMs: z.number().int().positive().default(100), gapMs: ms.default(100) }).prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+/** Validated, frozen configuration. */
+export type Config = Readonly<z.output<typeof configSchema>>;
+
+/** Input shape (all optional). */
+export type ConfigInput = z.input<typeof configSchema>;
+
+/**
+ * Validates a configuration object against {@link configSchema}.
+ * @throws CallstreamError `config_invalid` listing every problem, one per line
+ */
+export function parseConfig(input: unknown): Config {
+  const r = configSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new CallstreamError('config_invalid', `invalid configuration:\n${lines.join('\n')}`);
+  }
+  return deepFreeze(r.data);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/**
+ * Loads configuration: the JSON file named by `CALLSTREAM_CONFIG` (or `path`), then environment
+ * overrides `CALLSTREAM_AUTH_ID`, `CALLSTREAM_AUTH_TOKEN`, `CALLSTREAM_ACCOUNT_ID`,
+ * `CALLSTREAM_STRICT` (`true`/`false`), `CALLSTREAM_LOG_LEVEL`.
+ * @throws CallstreamError `config_invalid` (unreadable file, bad JSON, or schema problems)
+ */
+export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = path ?? env.CALLSTREAM_CONFIG;
+  let input: Record<string, unknown> = {};
+  if (file) {
+    try {
+      input = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new CallstreamError(
+        'config_invalid',
+        `cannot read configuration file ${file}: ${(e as Error).message}`,
+      );
+    }
+  }
+  const problems: string[] = [];
+  if (env.CALLSTREAM_AUTH_ID) input.authId = env.CALLSTREAM_AUTH_ID;
+  if (env.CALLSTREAM_AUTH_TOKEN) input.authToken = env.CALLSTREAM_AUTH_TOKEN;
+  if (env.CALLSTREAM_ACCOUNT_ID) input.accountId = env.CALLSTREAM_ACCOUNT_ID;
+  if (env.CALLSTREAM_STRICT) {
+    if (env.CALLSTREAM_STRICT === 'true' || env.CALLSTREAM_STRICT === 'false')
+      input.strict = env.CALLSTREAM_STRICT === 'true';
+    else problems.push(`  - CALLSTREAM_STRICT: expected true or false, got "${env.CALLSTREAM_STRICT}"`);
+  }
+  if (env.CALLSTREAM_LOG_LEVEL) input.log = { ...(input.log as object), level: env.CALLSTREAM_LOG_LEVEL };
+  try {
+    const config = parseConfig(input);
+    if (problems.length)
+      throw new CallstreamError('config_invalid', `invalid configuration:\n${problems.join('\n')}`);
+    return config;
+  } catch (e) {
+    if (e instanceof CallstreamError && problems.length && !e.message.includes(problems[0]!)) {
+      throw new CallstreamError('config_invalid', `${e.message}\n${problems.join('\n')}`);
+    }
+    throw e;
+  }
+}

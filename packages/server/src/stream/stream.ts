@@ -1,0 +1,786 @@
+/**
+ * The stream engine: one {@link Stream} per fork of a call's audio to one WebSocket URL
+ * (protocol.md §3). It dials the app (callstream is the WebSocket client), sends `start`, forwards
+ * call audio as `media` on arrival, plays the app's audio back through a {@link PlayoutQueue}
+ * drained by the call's media-clock tick, acknowledges checkpoints, applies `clearAudio`, queues
+ * `sendDTMF`, re-dials dropped connections, watches for a slow consumer and ends with exactly one
+ * terminal domain event.
+ *
+ * Queues and their policies:
+ * - outbound backlog (to the app): two FIFOs, control (`start`, `dtmf`, acks, `stop`) before media;
+ *   the socket's own buffer is kept ≤ `socketBufferBytes`; fill = age of the oldest unsent message ÷
+ *   `backlogMs`; 30/60/90 % → `degraded`, 100 % → backlog discarded, stream ends `buffer_overflow`.
+ * - playout queue (to the caller): 40 s cap, overflow rejected and logged (`playback_overflow`).
+ */
+import WebSocket from 'ws';
+import type { Logger } from 'pino';
+import {
+  SIGNATURE_HEADERS,
+  encodeClearedBody,
+  encodeDtmfBody,
+  encodeMediaBody,
+  encodePlayedBody,
+  encodeStartBody,
+  encodeStopBody,
+  decodeAppMessage,
+  isReservedHeaderName,
+  mediaFormatOf,
+  newNonce,
+  signUpgrade,
+  streamTemplate,
+  tracksOf,
+  withSequence,
+  type AppMessage,
+  type MessageBody,
+  type StopReason,
+  type StreamParams,
+  type StreamTemplate,
+  type Track,
+} from '@callstream/protocol';
+import type { Clock, TimerHandle } from '../clock/clock.js';
+import type { Config } from '../config/config.js';
+import {
+  PlaybackDecoder,
+  PlaybackFormatError,
+  StreamEncoder,
+  samplesPerFrame,
+  type CallCodec,
+} from '../media/codec.js';
+import { PlayoutQueue, type PullResult } from '../media/playout.js';
+import { DebugLog } from './debug-log.js';
+
+/** Record status of a stream (protocol.md §2.3). */
+export type StreamStatus = 'initiated' | 'in-progress' | 'stopped' | 'dropped';
+
+/** What a stream knows of its call. */
+export interface StreamCallInfo {
+  callId: string;
+  from: string;
+  to: string;
+  /** The call leg's codec: playback is converted to it. */
+  codec: CallCodec;
+}
+
+/** Domain events of a stream (design.md): the store, callbacks and metrics subscribe to them. */
+export type StreamEvent =
+  | { type: 'connected'; at: number; reconnect: boolean }
+  | { type: 'started'; at: number }
+  | { type: 'degraded'; at: number; level: 30 | 60 | 90 }
+  | { type: 'played'; at: number; name: string }
+  | { type: 'cleared'; at: number }
+  | { type: 'ended'; at: number; reason: StopReason; status: 'stopped' | 'dropped'; error: string };
+
+/** Dependencies of a stream, injected by the call (and by tests). */
+export interface StreamDeps {
+  clock: Clock;
+  config: Config;
+  userAgent: string;
+  logger?: Logger;
+}
+
+/** Per-stream counters (debug log summary, CLI summary, metrics). */
+export interface StreamStats {
+  /** Messages written to the app, by event name. */
+  sent: Record<string, number>;
+  /** Messages received from the app, by event name (`invalid` for rejected ones). */
+  received: Record<string, number>;
+  connectAttempts: number;
+  reconnects: number;
+  checkpointsAcked: number;
+  clears: number;
+  /** Frames of media discarded (backlog overflow). */
+  mediaDropped: number;
+  /** Milliseconds of playAudio rejected because the playout queue was full. */
+  playbackDroppedMs: number;
+}
+
+/** DroppedStream `Error` texts (protocol.md §4.2). */
+export const DROP_ERRORS = {
+  connect_failed: 'Could not establish connection with the remote service',
+  connection_lost: 'Connection disconnected with the remote service',
+  buffer_overflow: 'Connection disconnected with the remote service',
+} as const;
+
+interface Pending {
+  body: MessageBody;
+  at: number;
+  kind: string;
+}
+
+/** A FIFO of pending messages with O(1) amortised shift. */
+class Fifo {
+  private items: Pending[] = [];
+  private head = 0;
+  push(p: Pending): void {
+    this.items.push(p);
+  }
+  peek(): Pending | undefined {
+    return this.items[this.head];
+  }
+  shift(): Pending | undefined {
+    const p = this.items[this.head];
+    if (p === undefined) return undefined;
+    this.items[this.head++] = undefined as unknown as Pending;
+    if (this.head > 512 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return p;
+  }
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  clear(): number {
+    const n = this.length;
+    this.items = [];
+    this.head = 0;
+    return n;
+  }
+}
+
+const DTMF_DIGIT = /^[0-9*#A-Da-d]$/;
+
+/** One fork of a call's audio to one WebSocket URL. */
+export class Stream {
+  readonly streamId: string;
+  readonly params: StreamParams;
+  readonly debugLog: DebugLog;
+  readonly stats: StreamStats = {
+    sent: {},
+    received: {},
+    connectAttempts: 0,
+    reconnects: 0,
+    checkpointsAcked: 0,
+    clears: 0,
+    mediaDropped: 0,
+    playbackDroppedMs: 0,
+  };
+  /** Creation time, epoch ms. */
+  readonly createdAt: number;
+  /** First `media` written (StartStream; billing start), epoch ms. */
+  firstMediaAt: number | null = null;
+  /** Last `media` written, epoch ms. */
+  lastMediaAt: number | null = null;
+  /** Stream end, epoch ms. */
+  endedAt: number | null = null;
+  /** Why it ended. */
+  endReason: StopReason | null = null;
+  /** Resolves when the stream has ended, with the reason (for `keepCallAlive`). */
+  readonly done: Promise<StopReason>;
+
+  private statusValue: StreamStatus = 'initiated';
+  private readonly tracks: Track[];
+  private readonly sendsInbound: boolean;
+  private readonly sendsOutbound: boolean;
+  private readonly template: StreamTemplate;
+  private readonly inboundEncoder: StreamEncoder | null;
+  private readonly outboundEncoder: StreamEncoder | null;
+  private readonly playback: PlaybackDecoder | null;
+  private readonly playout: PlayoutQueue | null;
+  private readonly listeners: Array<(e: StreamEvent) => void> = [];
+  private readonly control = new Fifo();
+  private readonly media = new Fifo();
+  private ws: WebSocket | null = null;
+  private socketReady = false;
+  private everStarted = false;
+  private seq = 0;
+  private chunk = { inbound: 0, outbound: 0 };
+  private redialsUsed = 0;
+  private openedAt = 0;
+  private lastReceivedAt = 0;
+  private armed = { 30: true, 60: true, 90: true };
+  private timers = new Set<TimerHandle>();
+  private timeoutTimer: TimerHandle | undefined;
+  private resolveDone!: (r: StopReason) => void;
+  private readonly cfg: Config['stream'];
+
+  /**
+   * @param rejection if set, the stream is rejected (§1.2 "Reject"): no connection, status
+   *   `dropped`, reason `invalid_parameters`, the text as `Error`
+   */
+  constructor(
+    private readonly deps: StreamDeps,
+    readonly call: StreamCallInfo,
+    params: StreamParams,
+    options: { streamId: string; rejection?: string | null },
+  ) {
+    this.streamId = options.streamId;
+    this.params = params;
+    this.cfg = deps.config.stream;
+    this.createdAt = deps.clock.now();
+    this.debugLog = new DebugLog(
+      () => deps.clock.now(),
+      deps.logger?.child({ streamId: this.streamId, callId: call.callId }),
+    );
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.tracks = tracksOf(params.audioTrack);
+    this.sendsInbound = this.tracks.includes('inbound');
+    this.sendsOutbound = this.tracks.includes('outbound');
+    this.template = streamTemplate(this.streamId, params.extraHeaders.json);
+    const rejected = options.rejection != null;
+    this.inboundEncoder =
+      this.sendsInbound && !rejected ? new StreamEncoder(call.codec, params.contentType) : null;
+    this.outboundEncoder =
+      this.sendsOutbound && !rejected ? new StreamEncoder(call.codec, params.contentType) : null;
+    if (params.bidirectional && !rejected) {
+      this.playback = new PlaybackDecoder(call.codec.sampleRate, params.contentType);
+      this.playout = new PlayoutQueue({
+        frameSamples: samplesPerFrame(call.codec.sampleRate),
+        capSamples: (this.cfg.playbackCapMs * call.codec.sampleRate) / 1000,
+      });
+    } else {
+      this.playback = null;
+      this.playout = null;
+    }
+    if (rejected) this.pendingRejection = options.rejection!;
+  }
+
+  private pendingRejection: string | null = null;
+
+  /** Current record status. */
+  get status(): StreamStatus {
+    return this.statusValue;
+  }
+
+  /** True once the stream has ended. */
+  get ended(): boolean {
+    return this.endedAt !== null;
+  }
+
+  /** Queued playback, ms (0 for one-way streams). */
+  get playoutQueuedMs(): number {
+    return this.playout ? (this.playout.queuedSamples * 1000) / this.call.codec.sampleRate : 0;
+  }
+
+  /** Subscribes to domain events. */
+  onEvent(listener: (e: StreamEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(e: StreamEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.deps.logger?.error({ err, streamId: this.streamId }, 'stream event listener failed');
+      }
+    }
+  }
+
+  /** Starts connecting (asynchronously). A rejected stream ends at once. */
+  start(): void {
+    if (this.pendingRejection !== null) {
+      const text = this.pendingRejection;
+      this.debugLog.add('error', 'invalid_parameters', text);
+      this.end('invalid_parameters', text);
+      return;
+    }
+    this.dial(0, false);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // connection
+
+  private later(ms: number, fn: () => void): TimerHandle {
+    const t = this.deps.clock.setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private upgradeHeaders(): Record<string, string> {
+    const nonce = newNonce();
+    const signature = signUpgrade(this.params.serviceUrl, nonce, this.deps.config.authToken);
+    const headers: Record<string, string> = {
+      'User-Agent': this.deps.userAgent,
+      [SIGNATURE_HEADERS.signature]: signature,
+      [SIGNATURE_HEADERS.mainAccountSignature]: signature,
+      [SIGNATURE_HEADERS.nonce]: nonce,
+    };
+    if (this.cfg.extraHeadersAsHttpHeaders) {
+      for (const [k, v] of this.params.extraHeaders.pairs) {
+        if (!isReservedHeaderName(k)) headers[k] = v;
+      }
+    }
+    return headers;
+  }
+
+  /**
+   * One connect attempt. `failures` counts failed attempts of this episode; `redial` says whether
+   * this is a re-dial of an established stream.
+   */
+  private dial(failures: number, redial: boolean): void {
+    if (this.ended) return;
+    this.stats.connectAttempts++;
+    this.debugLog.add(
+      'info',
+      'connect_attempt',
+      `${redial ? 're-dial' : 'attempt'} ${failures + 1} to ${this.params.serviceUrl}`,
+    );
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.params.serviceUrl, {
+        headers: this.upgradeHeaders(),
+        perMessageDeflate: false,
+        followRedirects: false,
+        maxPayload: this.cfg.maxMessageBytes,
+      });
+    } catch (e) {
+      this.attemptFailed(failures, redial, (e as Error).message);
+      return;
+    }
+    this.ws = ws;
+    let opened = false;
+    let cause = 'connection closed';
+    const timer = this.later(this.cfg.connectTimeoutMs, () => {
+      cause = `no upgrade within ${this.cfg.connectTimeoutMs} ms`;
+      ws.terminate();
+    });
+    ws.on('error', (e: Error & { code?: string }) => {
+      cause = e.message || e.code || 'error';
+      if (opened && e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        this.countReceived('invalid');
+        this.debugLog.add(
+          'warning',
+          'invalid_message',
+          `message larger than ${this.cfg.maxMessageBytes} bytes: connection closed (1009)`,
+        );
+      }
+    });
+    ws.once('open', () => {
+      opened = true;
+      this.clearTimer(timer);
+      if (this.ended) {
+        ws.close(1000);
+        return;
+      }
+      this.onOpen(ws, redial);
+    });
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('pong', () => (this.lastReceivedAt = this.deps.clock.now()));
+    ws.once('close', (code: number, reason: Buffer) => {
+      this.clearTimer(timer);
+      if (this.ws === ws) {
+        this.ws = null;
+        this.socketReady = false;
+      }
+      if (this.ended) return;
+      if (!opened) this.attemptFailed(failures, redial, cause);
+      else this.onEstablishedClose(code, reason.toString('utf8').slice(0, 120));
+    });
+  }
+
+  private clearTimer(t: TimerHandle | undefined): void {
+    if (t === undefined) return;
+    this.deps.clock.clearTimeout(t);
+    this.timers.delete(t);
+  }
+
+  private attemptFailed(failures: number, redial: boolean, cause: string): void {
+    this.debugLog.add('warning', 'connect_failed', `attempt ${failures + 1} failed: ${cause}`);
+    const delays = this.cfg.retryDelaysMs;
+    if (redial) {
+      if (this.redialsUsed < this.cfg.redials) {
+        const delay = delays[Math.min(this.redialsUsed, delays.length - 1)] ?? 0;
+        this.redialsUsed++;
+        this.debugLog.add(
+          'warning',
+          'reconnecting',
+          `re-dial ${this.redialsUsed} of ${this.cfg.redials} in ${delay} ms`,
+        );
+        this.later(delay, () => this.dial(failures + 1, true));
+      } else {
+        this.end('connection_lost', DROP_ERRORS.connection_lost);
+      }
+      return;
+    }
+    if (failures < delays.length) {
+      this.later(delays[failures]!, () => this.dial(failures + 1, false));
+    } else {
+      this.end('connect_failed', DROP_ERRORS.connect_failed);
+    }
+  }
+
+  private onOpen(ws: WebSocket, redial: boolean): void {
+    const now = this.deps.clock.now();
+    this.openedAt = now;
+    this.lastReceivedAt = now;
+    this.socketReady = true;
+    if (redial) {
+      this.stats.reconnects++;
+      this.debugLog.add('info', 'reconnected', `re-connected to ${this.params.serviceUrl}`);
+    } else {
+      this.debugLog.add('info', 'connected', `connected to ${this.params.serviceUrl}`);
+    }
+    const fmt = mediaFormatOf(this.params.contentType);
+    // `start` is the first message on every socket (§3.3): written directly, ahead of the backlog.
+    this.write(
+      ws,
+      encodeStartBody({
+        callId: this.call.callId,
+        streamId: this.streamId,
+        accountId: this.deps.config.accountId ?? this.deps.config.authId,
+        tracks: this.tracks,
+        encoding: fmt.encoding,
+        sampleRate: fmt.sampleRate,
+        extraHeadersJson: this.params.extraHeaders.json,
+      }),
+      'start',
+    );
+    this.everStarted = true;
+    if (this.statusValue === 'initiated') this.statusValue = 'in-progress';
+    this.emit({ type: 'connected', at: now, reconnect: redial });
+    this.schedulePing(ws);
+    this.flush();
+  }
+
+  private schedulePing(ws: WebSocket): void {
+    this.later(this.cfg.pingIntervalMs, () => {
+      if (this.ws !== ws || this.ended) return;
+      const sentAt = this.deps.clock.now();
+      try {
+        ws.ping();
+      } catch {
+        /* closing; the close handler decides */
+      }
+      this.later(this.cfg.pingTimeoutMs, () => {
+        if (this.ws !== ws || this.ended) return;
+        if (this.lastReceivedAt < sentAt) {
+          this.debugLog.add(
+            'warning',
+            'connection_lost',
+            `nothing received within ${this.cfg.pingTimeoutMs} ms of a ping`,
+          );
+          ws.terminate();
+        }
+      });
+      this.schedulePing(ws);
+    });
+  }
+
+  private onEstablishedClose(code: number, reason: string): void {
+    if (code === 1000 || code === 1001 || code === 1005) {
+      this.debugLog.add(
+        'info',
+        'remote_closed',
+        `app closed the connection (${code}${reason ? ` ${reason}` : ''})`,
+      );
+      this.end('remote_closed', '');
+      return;
+    }
+    const now = this.deps.clock.now();
+    if (now - this.openedAt >= this.cfg.redialResetMs) this.redialsUsed = 0;
+    this.debugLog.add(
+      'warning',
+      'connection_lost',
+      `connection lost (close code ${code}${reason ? ` ${reason}` : ''})`,
+    );
+    this.attemptFailed(-1, true, `connection lost (${code})`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // writing to the app
+
+  private write(ws: WebSocket, body: MessageBody, kind: string): void {
+    ws.send(withSequence(this.seq++, body));
+    this.stats.sent[kind] = (this.stats.sent[kind] ?? 0) + 1;
+  }
+
+  private enqueue(fifo: Fifo, body: MessageBody, kind: string): void {
+    fifo.push({ body, at: this.deps.clock.now(), kind });
+    this.flush();
+  }
+
+  /** Writes pending messages while the socket's buffer is under its bound; control first. */
+  private flush(force = false): void {
+    const ws = this.ws;
+    if (ws && this.socketReady && ws.readyState === WebSocket.OPEN) {
+      while (force || ws.bufferedAmount <= this.cfg.socketBufferBytes) {
+        const p = this.control.shift() ?? this.media.shift();
+        if (!p) break;
+        this.write(ws, p.body, p.kind);
+        if (p.kind === 'media') this.mediaWritten();
+      }
+    }
+    if (!force) this.checkBacklog();
+  }
+
+  private mediaWritten(): void {
+    const now = this.deps.clock.now();
+    this.lastMediaAt = now;
+    if (this.firstMediaAt === null) {
+      this.firstMediaAt = now;
+      this.emit({ type: 'started', at: now });
+      this.timeoutTimer = this.later(this.params.streamTimeout * 1000, () => {
+        this.debugLog.add(
+          'info',
+          'stream_timeout',
+          `streamTimeout of ${this.params.streamTimeout} s reached`,
+        );
+        this.stop('stream_timeout');
+      });
+    }
+  }
+
+  private checkBacklog(): void {
+    if (this.ended) return;
+    const oldest = Math.min(this.control.peek()?.at ?? Infinity, this.media.peek()?.at ?? Infinity);
+    const fill = oldest === Infinity ? 0 : (this.deps.clock.now() - oldest) / this.cfg.backlogMs;
+    if (fill < 0.1) {
+      this.armed = { 30: true, 60: true, 90: true };
+      return;
+    }
+    if (fill >= 1) {
+      const dropped = this.media.clear() + this.control.clear();
+      this.stats.mediaDropped += dropped;
+      this.debugLog.add(
+        'error',
+        'buffer_overflow',
+        `backlog reached ${this.cfg.backlogMs} ms: ${dropped} messages discarded, stream dropped`,
+      );
+      this.end('buffer_overflow', DROP_ERRORS.buffer_overflow);
+      return;
+    }
+    for (const level of [30, 60, 90] as const) {
+      if (fill >= level / 100 && this.armed[level]) {
+        this.armed[level] = false;
+        this.debugLog.add(
+          'warning',
+          'buffer_degraded',
+          `backlog at ${level} % (${Math.round(fill * this.cfg.backlogMs)} ms unsent)`,
+        );
+        this.emit({ type: 'degraded', at: this.deps.clock.now(), level });
+      }
+    }
+  }
+
+  /**
+   * One caller frame (inbound track), on arrival.
+   * @param encoded 20 ms in the call codec
+   * @param pcm the same frame decoded, if available
+   * @param captureMs epoch ms of arrival
+   */
+  pushInbound(encoded: Uint8Array, pcm: Int16Array | undefined, captureMs: number): void {
+    if (!this.inboundEncoder || !this.everStarted || this.ended) return;
+    this.pushMedia('inbound', this.inboundEncoder.encode(encoded, pcm), captureMs);
+  }
+
+  /** One frame sent to the caller (outbound track), at sending time. */
+  pushOutbound(encoded: Uint8Array, pcm: Int16Array | undefined, sentMs: number): void {
+    if (!this.outboundEncoder || !this.everStarted || this.ended) return;
+    this.pushMedia('outbound', this.outboundEncoder.encode(encoded, pcm), sentMs);
+  }
+
+  private pushMedia(track: Track, bytes: Uint8Array, ms: number): void {
+    const chunk = ++this.chunk[track];
+    const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    this.enqueue(this.media, encodeMediaBody(this.template, track, ms, chunk, b64), 'media');
+  }
+
+  /** A caller DTMF key press (RFC 4733 event start), epoch ms. */
+  pushDtmf(digit: string, startMs: number): void {
+    if (!this.sendsInbound || !this.everStarted || this.ended) return;
+    this.enqueue(this.control, encodeDtmfBody(this.template, digit, startMs), 'dtmf');
+  }
+
+  /** Called by the call on every media-clock tick: writes what the socket drained, checks the backlog. */
+  onTick(): void {
+    if (!this.ended) this.flush();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // messages from the app
+
+  private countReceived(kind: string): void {
+    this.stats.received[kind] = (this.stats.received[kind] ?? 0) + 1;
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastReceivedAt = this.deps.clock.now();
+    if (this.ended) return;
+    if (isBinary) {
+      this.countReceived('invalid');
+      this.debugLog.add(
+        'warning',
+        'invalid_message',
+        `binary frame of ${data.length} bytes ignored (text JSON expected)`,
+      );
+      return;
+    }
+    const r = decodeAppMessage(data.toString('utf8'));
+    if (!r.ok) {
+      this.countReceived('invalid');
+      this.debugLog.add('warning', 'invalid_message', `message ignored: ${r.reason}`);
+      return;
+    }
+    this.countReceived(r.message.event);
+    if (!this.playout || !this.playback) {
+      this.debugLog.add(
+        'warning',
+        'not_bidirectional',
+        `${r.message.event} ignored: the stream is not bidirectional`,
+      );
+      return;
+    }
+    this.handle(r.message, this.playout, this.playback);
+  }
+
+  private handle(m: AppMessage, queue: PlayoutQueue, decoder: PlaybackDecoder): void {
+    const rate = this.call.codec.sampleRate;
+    switch (m.event) {
+      case 'playAudio': {
+        let decoded;
+        try {
+          decoded = decoder.decode(m);
+        } catch (e) {
+          if (!(e instanceof PlaybackFormatError)) throw e;
+          this.countReceived('invalid');
+          this.debugLog.add('warning', 'invalid_message', e.message);
+          return;
+        }
+        for (const w of decoded.warnings) this.debugLog.add('warning', 'invalid_message', `playAudio: ${w}`);
+        this.enqueuePlayback(queue, decoded.samples);
+        return;
+      }
+      case 'checkpoint': {
+        this.enqueuePlayback(queue, decoder.flush());
+        if (queue.enqueueCheckpoint(m.name)) this.acknowledge(m.name);
+        return;
+      }
+      case 'clearAudio': {
+        const { droppedSamples, droppedCheckpoints } = queue.clear();
+        decoder.reset();
+        this.stats.clears++;
+        this.debugLog.add(
+          'info',
+          'audio_cleared',
+          `clearAudio: ${Math.round((droppedSamples * 1000) / rate)} ms of audio and ${droppedCheckpoints.length} checkpoint(s) discarded`,
+        );
+        this.enqueue(this.control, encodeClearedBody(this.streamId), 'clearedAudio');
+        this.emit({ type: 'cleared', at: this.deps.clock.now() });
+        return;
+      }
+      case 'sendDTMF': {
+        const dtmf = this.deps.config.dtmf;
+        const invalid: string[] = [];
+        for (const c of m.dtmf) {
+          if (DTMF_DIGIT.test(c))
+            queue.enqueueDtmf(c.toUpperCase(), ((dtmf.toneMs + dtmf.gapMs) * rate) / 1000);
+          else invalid.push(c);
+        }
+        if (invalid.length) {
+          this.debugLog.add(
+            'warning',
+            'dtmf_invalid_char',
+            `sendDTMF: dropped invalid character(s) ${JSON.stringify(invalid.join(''))}`,
+          );
+        }
+        return;
+      }
+    }
+  }
+
+  private enqueuePlayback(queue: PlayoutQueue, samples: Int16Array): void {
+    if (samples.length === 0) return;
+    const { dropped } = queue.enqueueAudio(samples);
+    if (dropped > 0) {
+      const ms = Math.round((dropped * 1000) / this.call.codec.sampleRate);
+      this.stats.playbackDroppedMs += ms;
+      this.debugLog.add(
+        'warning',
+        'playback_overflow',
+        `${ms} ms of playAudio dropped: playback queue full (${this.cfg.playbackCapMs} ms)`,
+      );
+    }
+  }
+
+  private acknowledge(name: string): void {
+    this.stats.checkpointsAcked++;
+    this.debugLog.add('info', 'checkpoint_played', `checkpoint "${name}" played`);
+    this.enqueue(
+      this.control,
+      encodePlayedBody(this.streamId, name, this.cfg.checkpointAckEvent),
+      this.cfg.checkpointAckEvent,
+    );
+    this.emit({ type: 'played', at: this.deps.clock.now(), name });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // playout (driven by the call's tick)
+
+  /**
+   * Takes this stream's next 20 ms of playback into `frame` (zero-filled by the caller).
+   * @returns what was taken, or `null` for one-way or ended streams
+   */
+  pullPlayout(frame: Int16Array): PullResult | null {
+    if (!this.playout || this.ended) return null;
+    return this.playout.pull(frame);
+  }
+
+  /** The frame holding `pulled` has been sent to the caller: acknowledge its checkpoints. */
+  playoutSent(pulled: PullResult): void {
+    if (this.ended) return;
+    for (const name of pulled.checkpoints) this.acknowledge(name);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // ending
+
+  /**
+   * Stops the stream: sends `stop` (if configured and a socket is open), closes with 1000 (1001
+   * on server shutdown). Idempotent.
+   */
+  stop(reason: 'api_request' | 'stream_timeout' | 'call_hangup', options: { shutdown?: boolean } = {}): void {
+    this.end(reason, '', options.shutdown ? 1001 : 1000);
+  }
+
+  private end(reason: StopReason, error: string, closeCode = 1000): void {
+    if (this.ended) return;
+    const now = this.deps.clock.now();
+    this.endedAt = now;
+    this.endReason = reason;
+    const dropped =
+      reason === 'connect_failed' ||
+      reason === 'connection_lost' ||
+      reason === 'buffer_overflow' ||
+      reason === 'invalid_parameters';
+    this.statusValue = dropped ? 'dropped' : 'stopped';
+    for (const t of this.timers) this.deps.clock.clearTimeout(t);
+    this.timers.clear();
+    const ws = this.ws;
+    if (ws && this.socketReady && ws.readyState === WebSocket.OPEN) {
+      if (reason !== 'buffer_overflow') this.flush(true);
+      const sendsStop =
+        reason === 'api_request' ||
+        reason === 'stream_timeout' ||
+        reason === 'call_hangup' ||
+        reason === 'buffer_overflow';
+      if (sendsStop && this.cfg.sendStopEvent) {
+        this.write(ws, encodeStopBody(this.call.callId, this.streamId, this.tracks, reason), 'stop');
+      }
+      ws.close(closeCode);
+      // A clogged socket may never finish its closing handshake.
+      const t = this.deps.clock.setTimeout(() => ws.terminate(), 2000);
+      ws.once('close', () => this.deps.clock.clearTimeout(t));
+    } else if (ws) {
+      ws.terminate();
+    }
+    this.ws = null;
+    this.socketReady = false;
+    const unsent = this.media.clear() + this.control.clear();
+    this.playout?.clear();
+    this.playback?.close();
+    this.inboundEncoder?.close();
+    this.outboundEncoder?.close();
+    this.debugLog.add(
+      dropped ? 'error' : 'info',
+      'stream_ended',
+      `stream ${this.statusValue} (${reason}); sent ${JSON.stringify(this.stats.sent)}; received ${JSON.stringify(this.stats.received)}; ` +
+        `checkpoints acked ${this.stats.checkpointsAcked}; clears ${this.stats.clears}; unsent ${unsent}`,
+    );
+    this.emit({ type: 'ended', at: now, reason, status: this.statusValue as 'stopped' | 'dropped', error });
+    this.resolveDone(reason);
+  }
+}
