@@ -34,6 +34,7 @@ export class FileCallerLeg implements CallLeg {
   private readonly recorded: Uint8Array[] = [];
   private unsubscribe: (() => void) | null = null;
   private now = 0;
+  private playing = false;
 
   /** @param samples the caller's audio, 8 kHz mono */
   constructor(
@@ -43,6 +44,11 @@ export class FileCallerLeg implements CallLeg {
     const padded = new Int16Array(Math.ceil(samples.length / 160) * 160);
     padded.set(samples);
     this.frames = g711Encode('mulaw', padded);
+  }
+
+  /** Starts the caller's audio at the next tick (silence is sent until then). */
+  play(): void {
+    this.playing = true;
   }
 
   /** True once all of the caller's audio has been sent. */
@@ -59,7 +65,7 @@ export class FileCallerLeg implements CallLeg {
     this.now = ms;
     if (!this.sink) return;
     let frame: Uint8Array;
-    if (this.position < this.frames.length) {
+    if (this.playing && this.position < this.frames.length) {
       frame = this.frames.subarray(this.position, this.position + 160);
       this.firstFrameMs ??= ms;
       this.position += 160;

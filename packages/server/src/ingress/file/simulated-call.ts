@@ -69,6 +69,12 @@ export async function runSimulatedCall(
   });
   const stream = call.startStream(parsed.params, parsed.rejection);
   for (const w of parsed.warnings) stream.debugLog.add('warning', w.code, w.message);
+  // The caller starts speaking once the app is listening (or the stream has failed), so every run
+  // streams the whole WAV whatever the connect time.
+  if (stream.status === 'in-progress' || stream.ended) leg.play();
+  stream.onEvent((e) => {
+    if (e.type === 'connected' || e.type === 'ended') leg.play();
+  });
   options.onCall?.({ leg, stream });
 
   const tailMs = options.tailMs ?? 1500;
