@@ -24,7 +24,9 @@ import {
 import { bestLagCorrelation, correlation } from '../src/testing/index.js';
 
 const WAV = readFileSync(new URL('../../../fixtures/speech-8k.wav', import.meta.url));
-const SOX_16K = readWav(readFileSync(new URL('../../../fixtures/speech-8k-sox-16k.wav', import.meta.url))).samples;
+const SOX_16K = readWav(
+  readFileSync(new URL('../../../fixtures/speech-8k-sox-16k.wav', import.meta.url)),
+).samples;
 const speech = readWav(WAV).samples;
 const frames = Math.ceil(speech.length / 160);
 const padded = new Int16Array(frames * 160);
@@ -66,7 +68,10 @@ function url(path: string): string {
   return `ws://127.0.0.1:${(wss.address() as AddressInfo).port}${path}`;
 }
 
-async function call(path: string, contentType: string): Promise<{ result: SimulatedCallResult; leg: FileCallerLeg }> {
+async function call(
+  path: string,
+  contentType: string,
+): Promise<{ result: SimulatedCallResult; leg: FileCallerLeg }> {
   let leg: FileCallerLeg | undefined;
   const result = await runSimulatedCall(runtime, {
     wav: WAV,

@@ -178,16 +178,18 @@ export class PlaybackDecoder {
   }
 
   private toCallRate(pcm: Int16Array, rate: number): Int16Array {
-    if (rate === this.callRate) {
-      // A rate change ends the previous resampled run: its tail is small (< 1 ms) and is dropped.
-      this.dropResampler();
-      return pcm;
+    // A rate change ends the previous resampled run: its held tail goes out first.
+    const tail = this.resampler && this.resampler.inRate !== rate ? this.flush() : null;
+    let out = pcm;
+    if (rate !== this.callRate) {
+      this.resampler ??= new StreamingResampler(rate, this.callRate);
+      out = this.resampler.process(pcm);
     }
-    if (!this.resampler || this.resampler.inRate !== rate) {
-      this.dropResampler();
-      this.resampler = new StreamingResampler(rate, this.callRate);
-    }
-    return this.resampler.process(pcm);
+    if (!tail || tail.length === 0) return out;
+    const joined = new Int16Array(tail.length + out.length);
+    joined.set(tail);
+    joined.set(out, tail.length);
+    return joined;
   }
 
   /** Returns the resampler's held tail (empty when not resampling) and restarts it. */

@@ -42,5 +42,8 @@ export function bestLagCorrelation(
       bestLag = lag;
     }
   }
-  return { lag: bestLag, correlation: correlation(reference, signal.subarray(bestLag, bestLag + reference.length)) };
+  return {
+    lag: bestLag,
+    correlation: correlation(reference, signal.subarray(bestLag, bestLag + reference.length)),
+  };
 }

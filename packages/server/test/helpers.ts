@@ -1,0 +1,54 @@
+/** Shared set-up for engine tests: a fake-clock runtime, a test leg and a call. */
+import pino from 'pino';
+import { parseStreamElement } from '@callstream/protocol';
+import { createRuntime, parseConfig, type ConfigInput, type Runtime } from '../src/index.js';
+import { FakeClock, TestLeg } from '../src/testing/index.js';
+import type { Call } from '../src/call/call.js';
+import type { Stream } from '../src/stream/stream.js';
+
+export interface Harness {
+  clock: FakeClock;
+  runtime: Runtime;
+  leg: TestLeg;
+  call: Call;
+  startStream(url: string, attributes?: Record<string, string>): Stream;
+}
+
+/** A runtime on a fake clock with one call on a {@link TestLeg}. */
+export function harness(config: ConfigInput = {}): Harness {
+  const clock = new FakeClock();
+  const runtime = createRuntime(parseConfig(config), {
+    clock,
+    mediaClock: clock,
+    logger: pino({ level: 'silent' }),
+  });
+  const leg = new TestLeg();
+  const call = runtime.newCall(leg, { from: '15551230000', to: '15559870000' });
+  return {
+    clock,
+    runtime,
+    leg,
+    call,
+    startStream(url, attributes = {}) {
+      const p = parseStreamElement(attributes, url);
+      return call.startStream(p.params, p.rejection);
+    },
+  };
+}
+
+/** Real-time wait until `cond` holds (sockets are real even when the clock is fake). */
+export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** μ-law frames of a 440 Hz tone, `ms` long (multiple of 20). */
+export function toneMulaw(ms: number, g711Encode: (law: 'mulaw', pcm: Int16Array) => Uint8Array): Uint8Array {
+  const n = (ms / 1000) * 8000;
+  const pcm = new Int16Array(n);
+  for (let i = 0; i < n; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
+  return g711Encode('mulaw', pcm);
+}

@@ -1,0 +1,203 @@
+/**
+ * Playout with a fake clock (protocol.md §3.6): real WebSocket app, fake media clock.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appMessages } from '@callstream/protocol';
+import { g711Encode, MULAW_SILENCE, writeWav } from '../src/index.js';
+import { TestWsApp } from '../src/testing/index.js';
+import { harness, toneMulaw, until } from './helpers.js';
+
+const MULAW = 'audio/x-mulaw;rate=8000';
+
+async function connected(app: TestWsApp) {
+  await app.waitFor(() => app.connections.length > 0 && app.last.messages.length > 0, 'start');
+  assert.equal(app.last.messages[0]!.event, 'start');
+}
+
+test('10 s sent in one burst plays out in exactly 10 s; checkpoint acked with the last packet', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  const audio = toneMulaw(10_000, g711Encode);
+  for (let i = 0; i < audio.length; i += 320)
+    app.send(appMessages.playAudio('audio/x-mulaw', 8000, audio.subarray(i, i + 320)));
+  app.send(appMessages.checkpoint(stream.streamId, 'end of burst'));
+  await until(() => stream.stats.received.checkpoint === 1, 'burst received');
+  assert.equal(stream.stats.received.playAudio, 250);
+  assert.equal(stream.playoutQueuedMs, 10_000);
+
+  h.clock.advance(9_980);
+  assert.equal(h.leg.sent.length, 499);
+  assert.equal(stream.stats.checkpointsAcked, 0, 'not acked while its audio is still queued');
+  h.clock.advance(20);
+  assert.equal(h.leg.sent.length, 500);
+  assert.equal(stream.stats.checkpointsAcked, 1, 'acked right after the packet carrying its last sample');
+  h.clock.advance(20);
+  assert.equal(h.leg.sent[500]!.info.hasPlayback, false);
+  assert.ok(h.leg.sent.slice(0, 500).every((s) => s.info.hasPlayback));
+  assert.deepEqual(
+    Buffer.concat(h.leg.sent.slice(0, 500).map((s) => s.frame)),
+    Buffer.from(audio),
+    'played bit-exact',
+  );
+
+  await app.waitFor(() => app.events('playedStream').length === 1, 'playedStream');
+  const ack = app.events('playedStream')[0]!;
+  assert.deepEqual(ack, {
+    sequenceNumber: ack.sequenceNumber,
+    event: 'playedStream',
+    streamId: stream.streamId,
+    name: 'end of burst',
+  });
+  const seqs = app.last.messages.map((m) => m.sequenceNumber);
+  assert.deepEqual(
+    seqs,
+    seqs.map((_, i) => i),
+    'sequenceNumber 0, 1, 2, … on one counter',
+  );
+  h.call.hangup();
+  await app.close();
+});
+
+test('a checkpoint is acked within one packet of its audio leaving, in order, and an empty queue acks at once', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  app.send(appMessages.checkpoint(stream.streamId, 'empty'));
+  await until(() => stream.stats.checkpointsAcked === 1, 'immediate ack');
+  assert.equal(h.leg.sent.length, 0, 'acked without any tick');
+
+  const tone = toneMulaw(1_000, g711Encode);
+  app.send(appMessages.playAudio('audio/x-mulaw', 8000, tone.subarray(0, 4000))); // 500 ms
+  app.send(appMessages.checkpoint(stream.streamId, 'a'));
+  app.send(appMessages.playAudio('audio/x-mulaw', 8000, tone.subarray(4000, 4070))); // 8.75 ms: ends mid-frame
+  app.send(appMessages.checkpoint(stream.streamId, 'b'));
+  app.send(appMessages.playAudio('audio/x-mulaw', 8000, tone.subarray(4070)));
+  await until(() => stream.stats.received.playAudio === 3, 'messages');
+  h.clock.advance(480);
+  assert.equal(stream.stats.checkpointsAcked, 1);
+  h.clock.advance(20); // frame 25 carries the last sample before "a"
+  assert.equal(stream.stats.checkpointsAcked, 2);
+  h.clock.advance(20); // frame 26 carries the 70 samples before "b"
+  assert.equal(stream.stats.checkpointsAcked, 3);
+  await app.waitFor(() => app.events('playedStream').length === 3, 'acks');
+  assert.deepEqual(
+    app.events('playedStream').map((m) => m.name),
+    ['empty', 'a', 'b'],
+  );
+  h.call.hangup();
+  await app.close();
+});
+
+test('clearAudio mid-burst: next packet silent, clearedAudio sent, the cleared checkpoint never acked', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  const audio = toneMulaw(10_000, g711Encode);
+  app.send(appMessages.playAudio('audio/x-mulaw', 8000, audio));
+  app.send(appMessages.checkpoint(stream.streamId, 'never'));
+  await until(() => stream.stats.received.checkpoint === 1, 'burst');
+  h.clock.advance(1_000);
+  assert.ok(h.leg.sent.every((s) => s.info.hasPlayback));
+  app.send(appMessages.clearAudio(stream.streamId));
+  await until(() => stream.stats.clears === 1, 'clear');
+  h.clock.advance(20);
+  const next = h.leg.sent[50]!;
+  assert.equal(next.info.hasPlayback, false);
+  assert.ok(
+    next.frame.every((b) => b === MULAW_SILENCE),
+    'the next packet holds nothing queued before the clear',
+  );
+  h.clock.advance(10_000);
+  assert.equal(stream.stats.checkpointsAcked, 0);
+  await app.waitFor(() => app.events('clearedAudio').length === 1, 'clearedAudio');
+  assert.deepEqual(Object.keys(app.events('clearedAudio')[0]!), ['sequenceNumber', 'event', 'streamId']);
+  assert.equal(app.events('playedStream').length, 0);
+  assert.ok(stream.debugLog.list().some((e) => e.code === 'audio_cleared' && /9000 ms/.test(e.message)));
+  h.call.hangup();
+  await app.close();
+});
+
+test('playAudio formats: L16 16 kHz and wav are converted to the call codec; the 40 s cap rejects the excess with a log entry', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: 'audio/x-l16;rate=16000' });
+  await connected(app);
+  const n = 16000; // 1 s at 16 kHz
+  const pcm = Buffer.alloc(n * 2);
+  for (let i = 0; i < n; i++)
+    pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * i) / 16000)), i * 2);
+  app.send(
+    JSON.stringify({
+      event: 'playAudio',
+      media: { contentType: 'audio/x-l16', sampleRate: '16000', payload: pcm.toString('base64') },
+    }),
+  );
+  app.send(JSON.stringify({ event: 'playAudio', media: { payload: pcm.toString('base64') } })); // missing contentType: stream format
+  // wav with a 24 kHz header (0.5 s), then a header-less continuation in the same format (0.25 s)
+  const wav24k = writeWav(
+    new Int16Array(12000).map((_, i) => Math.round(5000 * Math.sin(i / 9))),
+    24000,
+  );
+  app.send(
+    JSON.stringify({ event: 'playAudio', media: { contentType: 'wav', payload: wav24k.toString('base64') } }),
+  );
+  app.send(
+    JSON.stringify({
+      event: 'playAudio',
+      media: { contentType: 'wav', payload: wav24k.subarray(44, 44 + 12000).toString('base64') },
+    }),
+  );
+  await until(() => stream.stats.received.playAudio === 4, 'four messages');
+  assert.ok(stream.playoutQueuedMs < 2750, 'the resampler holds a short tail…');
+  app.send(appMessages.checkpoint(stream.streamId, 'flush'));
+  await until(() => stream.stats.received.checkpoint === 1, 'checkpoint');
+  assert.ok(
+    Math.abs(stream.playoutQueuedMs - 2750) <= 1,
+    `…which a checkpoint flushes: queued ${stream.playoutQueuedMs} ms`,
+  );
+  assert.equal(stream.stats.received.invalid ?? 0, 0);
+  // 45 s more: 40 s cap
+  const big = Buffer.alloc(16000 * 2 * 45);
+  app.send(
+    JSON.stringify({
+      event: 'playAudio',
+      media: { contentType: 'audio/x-l16;rate=16000', payload: big.toString('base64') },
+    }),
+  );
+  await until(() => stream.stats.received.playAudio === 5, 'big message');
+  assert.equal(Math.round(stream.playoutQueuedMs), 40_000);
+  assert.ok(
+    stream.stats.playbackDroppedMs >= 7_740 && stream.stats.playbackDroppedMs <= 7_760,
+    `${stream.stats.playbackDroppedMs}`,
+  );
+  assert.ok(stream.debugLog.list().some((e) => e.code === 'playback_overflow'));
+  h.call.hangup();
+  await app.close();
+});
+
+test('sendDTMF joins the playback queue: digits reach the leg in order, invalid characters are logged', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  app.send(appMessages.playAudio('audio/x-mulaw', 8000, toneMulaw(100, g711Encode)));
+  app.send(appMessages.sendDTMF('1x2#'));
+  await until(() => stream.stats.received.sendDTMF === 1, 'sendDTMF');
+  h.clock.advance(1_000);
+  assert.deepEqual(
+    h.leg.dtmf.map((d) => [d.digit, d.frameIndex]),
+    [
+      ['1', 5],
+      ['2', 15],
+      ['#', 25],
+    ],
+  );
+  assert.ok(stream.debugLog.list().some((e) => e.code === 'dtmf_invalid_char' && e.message.includes('x')));
+  h.call.hangup();
+  await app.close();
+});
