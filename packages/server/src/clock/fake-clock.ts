@@ -50,6 +50,13 @@ export class FakeClock implements Clock, MediaClock {
     return this.timers.size;
   }
 
+  /** Milliseconds until the earliest pending timer, or `null` if none. */
+  nextTimerIn(): number | null {
+    let at = Infinity;
+    for (const t of this.timers.values()) at = Math.min(at, t.at);
+    return at === Infinity ? null : at - this.current;
+  }
+
   /** Moves time forward by `ms`, firing due timers and ticks in order. */
   advance(ms: number): void {
     const end = this.current + ms;

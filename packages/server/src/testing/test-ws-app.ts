@@ -107,6 +107,15 @@ export class TestWsApp {
     }
   }
 
+  /** Waits until `n` connections exist and each has received its first message (`start`). */
+  waitForStarts(n = 1, timeoutMs = 5000): Promise<void> {
+    return this.waitFor(
+      () => this.connections.length >= n && this.connections.every((c) => c.messages.length >= 1),
+      `${n} connection(s) with start`,
+      timeoutMs,
+    );
+  }
+
   /** Stops accepting, terminates every connection. */
   async close(): Promise<void> {
     for (const c of this.wss.clients) c.terminate();

@@ -1,0 +1,214 @@
+/**
+ * Status callbacks (protocol.md §4): retries on a fake clock, ordering, GET encoding, signatures,
+ * and the stream-end callbacks (streamTimeout, app close).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { HttpCallbackSender } from '../src/index.js';
+import { CallbackReceiver, FakeClock, TestWsApp } from '../src/testing/index.js';
+import { harness, until } from './helpers.js';
+
+const require = createRequire(import.meta.url);
+const plivo = require('plivo') as {
+  validateV3Signature(
+    method: string,
+    uri: string,
+    nonce: string,
+    token: string,
+    sig: string,
+    params?: Record<string, string>,
+  ): boolean;
+};
+const TOKEN = 'token-for-tests';
+
+function sender(clock: FakeClock) {
+  return new HttpCallbackSender({
+    clock,
+    authToken: TOKEN,
+    userAgent: 'callstream/test',
+    timeoutMs: 5000,
+    retryDelaysMs: [1000, 2000, 4000],
+  });
+}
+
+test('5xx is retried after 1, 2, 4 s with fresh nonces and unchanged parameters; 4xx is final', async () => {
+  const clock = new FakeClock();
+  const receiver = await CallbackReceiver.start();
+  receiver.status = (n) => (n < 3 ? 503 : 200);
+  const s = sender(clock);
+  let delivered = 0;
+  s.send({
+    key: 'a',
+    url: receiver.url(),
+    method: 'POST',
+    params: { Event: 'StartStream', Timestamp: 'T' },
+    onDelivered: () => delivered++,
+  });
+  await until(
+    () => receiver.received.length === 1 && clock.nextTimerIn() === 1000,
+    'first attempt, retry scheduled',
+  );
+  clock.advance(999);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(receiver.received.length, 1, 'not before 1 s');
+  clock.advance(1);
+  await until(
+    () => receiver.received.length === 2 && clock.nextTimerIn() === 2000,
+    'second attempt, retry scheduled',
+  );
+  clock.advance(2000);
+  await until(() => receiver.received.length === 3 && delivered === 1, 'third attempt delivered');
+  const nonces = new Set(receiver.received.map((r) => r.headers['x-plivo-signature-v3-nonce']));
+  assert.equal(nonces.size, 3);
+  assert.ok(receiver.received.every((r) => r.body === 'Event=StartStream&Timestamp=T'));
+  for (const r of receiver.received) {
+    assert.ok(
+      plivo.validateV3Signature(
+        'POST',
+        r.url,
+        String(r.headers['x-plivo-signature-v3-nonce']),
+        TOKEN,
+        String(r.headers['x-plivo-signature-v3']),
+        r.params,
+      ),
+    );
+  }
+
+  receiver.status = 404;
+  let failure = '';
+  s.send({
+    key: 'b',
+    url: receiver.url(),
+    method: 'POST',
+    params: { Event: 'X' },
+    onFailure: (c) => (failure = c),
+  });
+  await until(() => failure !== '', 'final failure');
+  assert.equal(receiver.received.length, 4, '404 is not retried');
+  assert.match(failure, /HTTP 404/);
+  s.close();
+  await receiver.close();
+});
+
+test('callbacks of one stream are delivered in order even while one retries; GET puts parameters in the query, signed', async () => {
+  const clock = new FakeClock();
+  const receiver = await CallbackReceiver.start();
+  receiver.status = (n) => (n === 1 ? 500 : 200);
+  const s = sender(clock);
+  s.send({
+    key: 's1',
+    url: receiver.url('/cb?keep=1'),
+    method: 'GET',
+    params: { Event: 'StartStream', N: '1' },
+  });
+  s.send({
+    key: 's1',
+    url: receiver.url('/cb?keep=1'),
+    method: 'GET',
+    params: { Event: 'PlayedStream', N: '2' },
+  });
+  await until(
+    () => receiver.received.length === 1 && clock.nextTimerIn() === 1000,
+    'first attempt, retry scheduled',
+  );
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(receiver.received.length, 1, 'the second waits for the first');
+  clock.advance(1000);
+  await until(() => receiver.received.length === 3, 'retry then next');
+  assert.deepEqual(
+    receiver.received.map((r) => r.params.N),
+    ['1', '1', '2'],
+  );
+  const r = receiver.received[2]!;
+  assert.equal(r.method, 'GET');
+  assert.equal(r.params.keep, '1');
+  assert.equal(r.params.Event, 'PlayedStream');
+  assert.ok(
+    plivo.validateV3Signature(
+      'GET',
+      r.url,
+      String(r.headers['x-plivo-signature-v3-nonce']),
+      TOKEN,
+      String(r.headers['x-plivo-signature-v3']),
+    ),
+  );
+  await s.idle();
+  s.close();
+  await receiver.close();
+});
+
+test('streamTimeout stops the stream (WS stop, StopStream stream_timeout); the call goes on', async () => {
+  const app = await TestWsApp.start();
+  const receiver = await CallbackReceiver.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), {
+    streamTimeout: '2',
+    statusCallbackUrl: receiver.url(),
+    contentType: 'audio/x-mulaw;rate=8000',
+  });
+  await app.waitForStarts();
+  const frame = new Uint8Array(160).fill(0x42);
+  h.leg.frame(frame, h.clock.now()); // first media: the timeout starts now
+  await until(() => stream.firstMediaAt !== null, 'first media');
+  for (let i = 0; i < 99; i++) {
+    h.clock.advance(20);
+    h.leg.frame(frame, h.clock.now());
+  }
+  assert.equal(stream.ended, false);
+  h.clock.advance(20);
+  assert.equal(stream.endReason, 'stream_timeout');
+  assert.equal(h.call.ended, false);
+  await app.waitFor(() => app.last.messages.at(-1)?.event === 'stop' && app.last.closed, 'stop + close');
+  assert.equal(app.last.messages.at(-1)!.reason, 'stream_timeout');
+  await until(() => receiver.received.length === 2, 'callbacks');
+  assert.deepEqual(receiver.events(), ['StartStream', 'StopStream']);
+  assert.equal(receiver.received[1]!.params.Reason, 'stream_timeout');
+  assert.equal(receiver.received[1]!.params.streamTimeout, '2');
+  h.call.hangup();
+  await receiver.close();
+  await app.close();
+});
+
+test('app closes cleanly: StopStream remote_closed, no WS stop; keepCallAlive waiters are released', async () => {
+  const app = await TestWsApp.start();
+  const receiver = await CallbackReceiver.start();
+  const h = harness();
+  const stream = h.startStream(app.url(), { statusCallbackUrl: receiver.url(), keepCallAlive: 'true' });
+  await app.waitForStarts();
+  app.last.socket.close(1000, 'bye');
+  assert.equal(await stream.done, 'remote_closed');
+  assert.equal(stream.status, 'stopped');
+  await until(() => receiver.received.length === 1, 'callback');
+  assert.equal(receiver.received[0]!.params.Event, 'StopStream');
+  assert.equal(receiver.received[0]!.params.Reason, 'remote_closed');
+  assert.equal(receiver.received[0]!.params.keepCallAlive, 'true');
+  assert.ok(!app.last.messages.some((m) => m.event === 'stop'));
+  h.call.hangup();
+  await receiver.close();
+  await app.close();
+});
+
+test('hangup cascades: every stream of the call stops with call_hangup and no timer is left behind', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const a = h.startStream(app.url('/a'), { bidirectional: 'true' });
+  const b = h.startStream(app.url('/b'), { audioTrack: 'both' });
+  const dup = h.startStream(app.url('/a'));
+  assert.equal(dup.status, 'dropped', 'same URL as an active stream: rejected');
+  assert.ok(dup.debugLog.list().some((e) => e.code === 'invalid_parameters'));
+  await app.waitFor(
+    () => app.connections.length === 2 && app.connections.every((c) => c.messages.length === 1),
+    'starts',
+  );
+  h.call.hangup();
+  assert.deepEqual([a.endReason, b.endReason], ['call_hangup', 'call_hangup']);
+  await app.waitFor(() => app.connections.every((c) => c.closed), 'sockets closed');
+  for (const c of app.connections) {
+    const stop = c.messages.at(-1)!;
+    assert.equal(stop.event, 'stop');
+    assert.deepEqual(stop.stop.tracks, c.request.url === '/b' ? ['inbound', 'outbound'] : ['inbound']);
+  }
+  await until(() => h.clock.pendingTimers === 0, 'every timer of the call released');
+  await app.close();
+});
