@@ -275,3 +275,22 @@ test('garbage from the app: logged and ignored, the stream goes on; a 50 MB mess
   h.call.hangup();
   await app.close();
 });
+
+test('liveness: nothing received within 15 s of a ping is a connection loss, and the stream re-dials', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url());
+  await app.waitForStarts(1);
+  (app.last.socket as unknown as { _socket: Socket })._socket.pause(); // no pong will come back
+  h.clock.advance(15_000); // ping
+  h.clock.advance(14_980);
+  assert.equal(stream.debugLog.count('reconnecting'), 0, 'not before the ping timeout');
+  h.clock.advance(20);
+  await until(() => stream.debugLog.count('reconnecting') === 1, 're-dial after the ping timeout');
+  assert.ok(stream.debugLog.list().some((e) => /nothing received within 15000 ms of a ping/.test(e.message)));
+  h.clock.advance(250);
+  await until(() => stream.stats.reconnects === 1, 'reconnected');
+  assert.equal(app.connections.length, 2);
+  h.call.hangup();
+  await app.close();
+});
