@@ -212,3 +212,22 @@ test('hangup cascades: every stream of the call stops with call_hangup and no ti
   await until(() => h.clock.pendingTimers === 0, 'every timer of the call released');
   await app.close();
 });
+
+test('a rejected <Stream> still gets a record and DroppedStream invalid_parameters with the cause', async () => {
+  const receiver = await CallbackReceiver.start();
+  const h = harness();
+  const stream = h.startStream('wss://app.example.com/ws', {
+    contentType: 'audio/ogg',
+    statusCallbackUrl: receiver.url(),
+  });
+  assert.equal(stream.status, 'dropped');
+  assert.equal(stream.endReason, 'invalid_parameters');
+  await until(() => receiver.received.length === 1, 'DroppedStream');
+  const p = receiver.received[0]!.params;
+  assert.equal(p.Event, 'DroppedStream');
+  assert.equal(p.Reason, 'invalid_parameters');
+  assert.match(p.Error!, /^Invalid stream parameters: contentType must be one of/);
+  assert.ok(stream.debugLog.list().some((e) => e.code === 'invalid_parameters'));
+  h.call.hangup();
+  await receiver.close();
+});

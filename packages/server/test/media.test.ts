@@ -122,6 +122,12 @@ test('playback decoder: raw in the stream format, μ-law at 8 kHz, odd L16 trimm
       }),
     /playAudio/,
   );
+  const absurd = writeWav(new Int16Array(100), 8000);
+  absurd.writeUInt32LE(4_000_000_000, 24); // header sample rate 4 GHz
+  assert.throws(
+    () => d.decode({ event: 'playAudio', encoding: 'wav', sampleRate: null, payload: absurd }),
+    /sample rate 4000000000/,
+  );
   d.close();
 });
 

@@ -3,6 +3,8 @@
  * (protocol.md §3.2 "Encodings", §3.4 `playAudio`).
  */
 import {
+  PLAY_SAMPLE_RATE_MAX,
+  PLAY_SAMPLE_RATE_MIN,
   mediaFormatOf,
   type MediaFormat,
   type PlayAudioMessage,
@@ -160,6 +162,11 @@ export class PlaybackDecoder {
     } else {
       const encoding = enc === 'raw' ? this.streamFormat.encoding : enc;
       ({ pcm, rate } = this.decodeRaw(encoding, bytes, message.sampleRate, warnings));
+    }
+    if (!Number.isInteger(rate) || rate < PLAY_SAMPLE_RATE_MIN || rate > PLAY_SAMPLE_RATE_MAX) {
+      throw new PlaybackFormatError(
+        `playAudio: sample rate ${rate} outside ${PLAY_SAMPLE_RATE_MIN}-${PLAY_SAMPLE_RATE_MAX}`,
+      );
     }
     return { samples: this.toCallRate(pcm, rate), warnings };
   }

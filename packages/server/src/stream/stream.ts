@@ -358,7 +358,19 @@ export class Stream {
       }
       this.onOpen(ws, redial);
     });
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.onMessage(data as Buffer, isBinary);
+      } catch (e) {
+        // Last line of defence: whatever the app sent, it must not take the process down.
+        this.countReceived('invalid');
+        this.debugLog.add(
+          'error',
+          'invalid_message',
+          `message could not be handled: ${(e as Error).message}`,
+        );
+      }
+    });
     ws.on('pong', () => (this.lastReceivedAt = this.deps.clock.now()));
     ws.once('close', (code: number, reason: Buffer) => {
       this.clearTimer(timer);
@@ -635,9 +647,12 @@ export class Stream {
         try {
           decoded = decoder.decode(m);
         } catch (e) {
-          if (!(e instanceof PlaybackFormatError)) throw e;
           this.countReceived('invalid');
-          this.debugLog.add('warning', 'invalid_message', e.message);
+          const text =
+            e instanceof PlaybackFormatError
+              ? e.message
+              : `playAudio could not be decoded: ${(e as Error).message}`;
+          this.debugLog.add('warning', 'invalid_message', text);
           return;
         }
         for (const w of decoded.warnings) this.debugLog.add('warning', 'invalid_message', `playAudio: ${w}`);
