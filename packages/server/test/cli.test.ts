@@ -67,13 +67,14 @@ test('callstream call: plays the WAV, records the echo, prints the summary, send
     assert.equal(summary.endReason, 'call_hangup');
     assert.ok(summary.stats.sent.media >= 100, `media sent ${summary.stats.sent.media}`);
     assert.equal(summary.stats.sent.start, 1);
-    assert.equal(summary.stats.checkpointsAcked, 2, 'echo bot marks a checkpoint per second');
-    assert.equal(summary.stats.received.checkpoint, 2);
+    const marks = summary.stats.received.checkpoint;
+    assert.ok(marks >= 2, 'echo bot marks a checkpoint per second of audio');
+    assert.equal(summary.stats.checkpointsAcked, marks, 'every checkpoint acknowledged');
     const reply = readWav(readFileSync(join(dir, 'reply.wav')));
     assert.equal(reply.sampleRate, 8000);
     const { correlation } = bestLagCorrelation(pcm, reply.samples, 2000);
     assert.ok(correlation >= 0.99, `reply correlates ${correlation}`);
-    assert.deepEqual(receiver.events(), ['StartStream', 'PlayedStream', 'PlayedStream']);
+    assert.deepEqual(receiver.events(), ['StartStream', ...Array<string>(marks).fill('PlayedStream')]);
     assert.equal(receiver.received[0]!.params.ExtraHeaders, 'userId=7');
     assert.equal(receiver.received[0]!.headers.userid, '7');
     assert.equal(receiver.received[1]!.params.Name, 'echo-1');
@@ -94,8 +95,8 @@ test('callstream call: plays the WAV, records the echo, prints the summary, send
     const human = await run(process.execPath, [BIN, ...args.filter((a) => a !== '--json')], {
       timeout: 30000,
     });
-    assert.match(human.stdout, /checkpoints acked\s+2/);
-    assert.match(human.stdout, /sent to app\s+start=1 media=\d+ playedStream=2 stop=1/);
+    assert.match(human.stdout, /checkpoints acked\s+[1-9]/);
+    assert.match(human.stdout, /sent to app\s+start=1 media=\d+ playedStream=\d+ stop=1/);
   } finally {
     await bot.close();
     await receiver.close();

@@ -36,7 +36,8 @@ const callerMulaw = g711Encode('mulaw', padded);
 const callerPcm = g711Decode('mulaw', callerMulaw);
 
 interface AppRecord {
-  payloads: Map<number, Buffer>; // media.timestamp → inbound payload
+  payloads: Map<number, Buffer>; // media.chunk → inbound payload
+  chunkAt: Map<number, number>; // media.timestamp → chunk
   starts: number;
 }
 let wss: WebSocketServer;
@@ -47,13 +48,14 @@ before(async () => {
   wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((r) => wss.once('listening', r));
   wss.on('connection', (socket, req) => {
-    const rec: AppRecord = { payloads: new Map(), starts: 0 };
+    const rec: AppRecord = { payloads: new Map(), chunkAt: new Map(), starts: 0 };
     records.set(req.url ?? '', rec);
     const session = new StreamSession(socket);
     session.on('start', () => rec.starts++);
     session.on('media', (e) => {
       const bytes = Buffer.from(e.media.payload, 'base64');
-      rec.payloads.set(Number(e.media.timestamp), bytes);
+      rec.payloads.set(e.media.chunk, bytes);
+      rec.chunkAt.set(Number(e.media.timestamp), e.media.chunk);
       session.playAudio(bytes); // echo in the stream's own format
     });
   });
@@ -83,12 +85,17 @@ async function call(
   return { result, leg: leg! };
 }
 
-/** The app's received payloads for the caller's audio, in order, starting at the caller's first frame. */
+/**
+ * The app's received payloads for the caller's audio, in order: the chunk stamped with the caller's
+ * first frame's capture time, then consecutive chunks (chunks never skip, §3.2).
+ */
 function receivedFrames(rec: AppRecord, firstFrameMs: number): Buffer[] {
+  const first = rec.chunkAt.get(firstFrameMs);
+  assert.ok(first !== undefined, `no media stamped ${firstFrameMs}`);
   const out: Buffer[] = [];
   for (let i = 0; i < frames; i++) {
-    const p = rec.payloads.get(firstFrameMs + i * 20);
-    assert.ok(p, `frame ${i} (timestamp ${firstFrameMs + i * 20}) missing at the app`);
+    const p = rec.payloads.get(first + i);
+    assert.ok(p, `chunk ${first + i} missing at the app`);
     out.push(p);
   }
   return out;

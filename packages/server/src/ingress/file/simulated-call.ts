@@ -84,8 +84,9 @@ export async function runSimulatedCall(
       let end = call.ended || stream.ended;
       if (!end && leg.callerAudioEndMs !== null && now >= leg.callerAudioEndMs) {
         const sinceEnd = now - leg.callerAudioEndMs;
+        // Quiet = no audible playback for tailMs (an echo of silence keeps the queue busy but is not audio).
         const idleSince = Math.max(leg.callerAudioEndMs, leg.lastPlaybackMs ?? 0);
-        const quiet = stream.playoutQueuedMs === 0 && now - idleSince >= tailMs;
+        const quiet = now - idleSince >= tailMs;
         end = quiet || sinceEnd >= maxTailMs;
       }
       if (end) {
