@@ -79,3 +79,13 @@ export function isReservedHeaderName(name: string): boolean {
     n.startsWith('x-plivo-')
   );
 }
+
+/**
+ * The extraHeaders pairs usable as HTTP headers on the upgrade and on callbacks (protocol.md §1.2):
+ * every pair except keys colliding with headers callstream sets, which stay JSON-only.
+ */
+export function extraHeadersAsHttp(headers: ExtraHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of headers.pairs) if (!isReservedHeaderName(k)) out[k] = v;
+  return out;
+}

@@ -4,22 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { HttpCallbackSender } from '../src/index.js';
 import { CallbackReceiver, FakeClock, TestWsApp } from '../src/testing/index.js';
-import { harness, until } from './helpers.js';
+import { harness, until, plivo } from './helpers.js';
 
-const require = createRequire(import.meta.url);
-const plivo = require('plivo') as {
-  validateV3Signature(
-    method: string,
-    uri: string,
-    nonce: string,
-    token: string,
-    sig: string,
-    params?: Record<string, string>,
-  ): boolean;
-};
 const TOKEN = 'token-for-tests';
 
 function sender(clock: FakeClock) {

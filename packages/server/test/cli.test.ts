@@ -9,23 +9,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createRequire } from 'node:module';
 import pino from 'pino';
 import { startEchoBot } from '@callstream/example-echo-bot';
 import { createRuntime, parseConfig, readWav, runSimulatedCall, writeWav } from '../src/index.js';
 import { CallbackReceiver, bestLagCorrelation } from '../src/testing/index.js';
+import { plivo } from './helpers.js';
 
 const run = promisify(execFile);
-const plivo = createRequire(import.meta.url)('plivo') as {
-  validateV3Signature(
-    method: string,
-    uri: string,
-    nonce: string,
-    token: string,
-    sig: string,
-    params?: Record<string, string>,
-  ): boolean;
-};
 const BIN = new URL('../bin/callstream.js', import.meta.url).pathname;
 
 function toneWav(seconds: number): { wav: Buffer; pcm: Int16Array } {

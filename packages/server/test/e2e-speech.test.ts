@@ -14,6 +14,7 @@ import {
   createRuntime,
   g711Decode,
   g711Encode,
+  l16ToPcm,
   parseConfig,
   readWav,
   runSimulatedCall,
@@ -128,9 +129,7 @@ test('real speech, three content types at once: bit-exact μ-law and L16 8k, L16
     const rec = records.get('/l16-8k')!;
     const got = receivedFrames(rec, l8.leg.firstFrameMs!);
     assert.ok(got.every((f) => f.length === 320));
-    const bytes = Buffer.concat(got);
-    const samples = new Int16Array(bytes.length / 2);
-    for (let i = 0; i < samples.length; i++) samples[i] = bytes.readInt16LE(i * 2);
+    const samples = l16ToPcm(Buffer.concat(got));
     assert.deepEqual(samples, callerPcm);
     assertEcho(l8.result);
   }
@@ -139,9 +138,7 @@ test('real speech, three content types at once: bit-exact μ-law and L16 8k, L16
     const rec = records.get('/l16-16k')!;
     const got = receivedFrames(rec, l16.leg.firstFrameMs!);
     assert.ok(got.every((f) => f.length === 640));
-    const bytes = Buffer.concat(got);
-    const samples = new Int16Array(bytes.length / 2);
-    for (let i = 0; i < samples.length; i++) samples[i] = bytes.readInt16LE(i * 2);
+    const samples = l16ToPcm(Buffer.concat(got));
     const { correlation: c, lag } = bestLagCorrelation(SOX_16K, samples, 400);
     assert.ok(c >= 0.99, `16 kHz stream correlates ${c.toFixed(4)} (lag ${lag}) with sox's resampling`);
     assert.ok(lag < 400, 'resampler delay is small');

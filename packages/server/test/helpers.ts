@@ -1,5 +1,6 @@
 /** Shared set-up for engine tests: a fake-clock runtime, a test leg and a call. */
 import pino from 'pino';
+import { createRequire } from 'node:module';
 import { parseStreamElement } from '@callstream/protocol';
 import { createRuntime, parseConfig, type ConfigInput, type Runtime } from '../src/index.js';
 import { FakeClock, TestLeg } from '../src/testing/index.js';
@@ -52,3 +53,15 @@ export function toneMulaw(ms: number, g711Encode: (law: 'mulaw', pcm: Int16Array
   for (let i = 0; i < n; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
   return g711Encode('mulaw', pcm);
 }
+
+/** The official `plivo` package's V3 validator (the conformance oracle for signatures). */
+export const plivo = createRequire(import.meta.url)('plivo') as {
+  validateV3Signature(
+    method: string,
+    uri: string,
+    nonce: string,
+    token: string,
+    signature: string,
+    params?: Record<string, string>,
+  ): boolean;
+};

@@ -6,22 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { appMessages } from '@callstream/protocol';
 import { CallbackReceiver, TestWsApp } from '../src/testing/index.js';
-import { harness, until } from './helpers.js';
+import { harness, until, plivo } from './helpers.js';
 
-const require = createRequire(import.meta.url);
-const plivo = require('plivo') as {
-  validateV3Signature(
-    method: string,
-    uri: string,
-    nonce: string,
-    token: string,
-    sig: string,
-    params?: Record<string, string>,
-  ): boolean;
-};
 const TOKEN = 'callstream-dev-token';
 
 test('app not listening: exactly 3 attempts (250 ms, 1 s apart), then DroppedStream with the documented Error, signed', async () => {

@@ -2,7 +2,7 @@
  * Stream status callbacks (protocol.md §4.1–§4.2): turns a stream's domain events into signed
  * HTTP callbacks to its `statusCallbackUrl`.
  */
-import { isReservedHeaderName } from '@callstream/protocol';
+import { extraHeadersAsHttp } from '@callstream/protocol';
 import type { Config } from '../config/config.js';
 import type { Stream, StreamEvent } from '../stream/stream.js';
 import type { HttpCallbackSender } from './http-callbacks.js';
@@ -58,10 +58,9 @@ export function attachStatusCallbacks(stream: Stream, sender: HttpCallbackSender
   const url = stream.params.statusCallbackUrl;
   if (!url) return;
   const base = baseCallbackParams(stream);
-  const headers: Record<string, string> = {};
-  if (config.stream.extraHeadersAsHttpHeaders) {
-    for (const [k, v] of stream.params.extraHeaders.pairs) if (!isReservedHeaderName(k)) headers[k] = v;
-  }
+  const headers = config.stream.extraHeadersAsHttpHeaders
+    ? extraHeadersAsHttp(stream.params.extraHeaders)
+    : {};
   stream.onEvent((e) => {
     const cb = callbackFor(e, config);
     if (!cb) return;

@@ -23,7 +23,7 @@ import {
   encodeStartBody,
   encodeStopBody,
   decodeAppMessage,
-  isReservedHeaderName,
+  extraHeadersAsHttp,
   mediaFormatOf,
   newNonce,
   signUpgrade,
@@ -299,12 +299,9 @@ export class Stream {
       [SIGNATURE_HEADERS.mainAccountSignature]: signature,
       [SIGNATURE_HEADERS.nonce]: nonce,
     };
-    if (this.cfg.extraHeadersAsHttpHeaders) {
-      for (const [k, v] of this.params.extraHeaders.pairs) {
-        if (!isReservedHeaderName(k)) headers[k] = v;
-      }
-    }
-    return headers;
+    return this.cfg.extraHeadersAsHttpHeaders
+      ? { ...extraHeadersAsHttp(this.params.extraHeaders), ...headers }
+      : headers;
   }
 
   /**
