@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appMessages } from '@callstream/protocol';
 import { g711Encode, MULAW_SILENCE, writeWav } from '../src/index.js';
-import { TestWsApp } from '../src/testing/index.js';
+import { CallbackReceiver, TestWsApp } from '../src/testing/index.js';
 import { harness, toneMulaw, until } from './helpers.js';
 
 const MULAW = 'audio/x-mulaw;rate=8000';
@@ -199,5 +199,53 @@ test('sendDTMF joins the playback queue: digits reach the leg in order, invalid 
   );
   assert.ok(stream.debugLog.list().some((e) => e.code === 'dtmf_invalid_char' && e.message.includes('x')));
   h.call.hangup();
+  await app.close();
+});
+
+test('audioTrack both: a monitor stream gets the caller frames (inbound) and exactly the frames sent to the caller (outbound)', async () => {
+  const app = await TestWsApp.start();
+  const receiver = await CallbackReceiver.start();
+  const h = harness();
+  const bot = h.startStream(app.url('/bot'), {
+    bidirectional: 'true',
+    contentType: MULAW,
+    statusCallbackUrl: receiver.url(),
+  });
+  h.startStream(app.url('/monitor'), { audioTrack: 'both', contentType: MULAW });
+  await app.waitForStarts(2);
+  const botConn = app.connections.find((c) => c.request.url === '/bot')!;
+  const monitor = app.connections.find((c) => c.request.url === '/monitor')!;
+  assert.deepEqual(monitor.messages[0]!.start.tracks, ['inbound', 'outbound']);
+  botConn.socket.send(appMessages.playAudio('audio/x-mulaw', 8000, toneMulaw(200, g711Encode)));
+  await until(() => bot.playoutQueuedMs === 200, 'playback queued');
+  const caller = toneMulaw(200, g711Encode).map((b) => b ^ 0x0f);
+  for (let i = 0; i < 10; i++) {
+    h.leg.frame(caller.subarray(i * 160, i * 160 + 160), h.clock.now());
+    h.clock.advance(20);
+  }
+  await app.waitFor(() => monitor.messages.filter((m) => m.event === 'media').length === 20, 'monitor media');
+  const media = monitor.messages.filter((m) => m.event === 'media');
+  assert.deepEqual(
+    media.slice(0, 4).map((m) => [m.media.track, m.media.chunk]),
+    [
+      ['inbound', 1],
+      ['outbound', 1],
+      ['inbound', 2],
+      ['outbound', 2],
+    ],
+  );
+  const payload = (track: string) =>
+    Buffer.concat(
+      media.filter((m) => m.media.track === track).map((m) => Buffer.from(m.media.payload, 'base64')),
+    );
+  assert.deepEqual(payload('inbound'), Buffer.from(caller));
+  assert.deepEqual(payload('outbound'), Buffer.concat(h.leg.sent.map((s) => s.frame)));
+  assert.deepEqual(payload('outbound'), Buffer.from(toneMulaw(200, g711Encode)));
+  // bot-only messages never reach the monitor; ClearedAudio goes to the bot's callback URL
+  botConn.socket.send(appMessages.clearAudio(bot.streamId));
+  await until(() => receiver.events().includes('ClearedAudio'), 'ClearedAudio callback');
+  assert.ok(!monitor.messages.some((m) => m.event === 'clearedAudio'));
+  h.call.hangup();
+  await receiver.close();
   await app.close();
 });

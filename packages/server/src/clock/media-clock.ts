@@ -19,17 +19,42 @@ export interface MediaClockStats {
  */
 export class RealMediaClock implements MediaClock {
   private readonly handlers = new Set<TickHandler>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | number | undefined;
   private t0 = 0;
   private epoch0 = 0;
   private n = 0;
   readonly stats: MediaClockStats = { ticks: 0, skipped: 0, maxLateMs: 0 };
 
-  constructor(private readonly options: { maxCatchUp?: number; onError?: (e: unknown) => void } = {}) {}
+  private readonly monotonic: () => number;
+  private readonly wall: () => number;
+  private readonly schedule0: (fn: () => void, ms: number) => NodeJS.Timeout | number;
+  private readonly cancel: (t: NodeJS.Timeout | number) => void;
+
+  /**
+   * @param options.maxCatchUp ticks emitted at once after a stall (default 3)
+   * @param options.onError receives exceptions thrown by tick handlers
+   * @param options.monotonicNow / wallNow / setTimer / clearTimer: time sources, injectable for tests
+   *   (defaults `performance.now`, `Date.now`, `setTimeout`, `clearTimeout`)
+   */
+  constructor(
+    private readonly options: {
+      maxCatchUp?: number;
+      onError?: (e: unknown) => void;
+      monotonicNow?: () => number;
+      wallNow?: () => number;
+      setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout | number;
+      clearTimer?: (t: NodeJS.Timeout | number) => void;
+    } = {},
+  ) {
+    this.monotonic = options.monotonicNow ?? (() => performance.now());
+    this.wall = options.wallNow ?? (() => Date.now());
+    this.schedule0 = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
+    this.cancel = options.clearTimer ?? ((t) => clearTimeout(t as NodeJS.Timeout));
+  }
 
   onTick(handler: TickHandler): () => void {
     this.handlers.add(handler);
-    if (this.handlers.size === 1 && !this.timer) this.start();
+    if (this.handlers.size === 1 && this.timer === undefined) this.start();
     return () => {
       this.handlers.delete(handler);
       if (this.handlers.size === 0) this.stop();
@@ -37,25 +62,25 @@ export class RealMediaClock implements MediaClock {
   }
 
   private start(): void {
-    this.t0 = performance.now();
-    this.epoch0 = Date.now();
+    this.t0 = this.monotonic();
+    this.epoch0 = this.wall();
     this.n = 0;
     this.schedule();
   }
 
   private stop(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.cancel(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
     const due = this.t0 + (this.n + 1) * PTIME_MS;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, due - performance.now()));
+    this.timer = this.schedule0(() => this.fire(), Math.max(0, due - this.monotonic()));
   }
 
   private fire(): void {
     this.timer = undefined;
-    const now = performance.now();
+    const now = this.monotonic();
     const maxCatchUp = this.options.maxCatchUp ?? 3;
     let burst = 0;
     while (this.t0 + (this.n + 1) * PTIME_MS <= now + 0.5 && burst < maxCatchUp) {
