@@ -22,3 +22,4 @@ export * from './media/resample.js';
 export * from './media/wav.js';
 export * from './ingress/file/file-leg.js';
 export * from './ingress/file/simulated-call.js';
+export * from './media/noise-suppression.js';

@@ -92,6 +92,15 @@ export class StreamEncoder {
     return this.format.encoding === 'audio/x-mulaw' ? g711Encode('mulaw', samples) : pcmToL16(samples);
   }
 
+  /**
+   * Encodes one frame of PCM at the call rate (used when a stage, e.g. noise suppression, changed
+   * the samples: no pass-through then).
+   */
+  encodePcm(pcm: Int16Array): Uint8Array {
+    const samples = this.resampler ? this.resampler.process(pcm) : pcm;
+    return this.format.encoding === 'audio/x-mulaw' ? g711Encode('mulaw', samples) : pcmToL16(samples);
+  }
+
   /** Frees resampler memory. */
   close(): void {
     this.resampler?.destroy();

@@ -43,9 +43,11 @@ import {
   PlaybackDecoder,
   PlaybackFormatError,
   StreamEncoder,
+  decodeCallAudio,
   samplesPerFrame,
   type CallCodec,
 } from '../media/codec.js';
+import { NoiseSuppressor } from '../media/noise-suppression.js';
 import { PlayoutQueue, type PullResult } from '../media/playout.js';
 import { DebugLog } from './debug-log.js';
 
@@ -176,6 +178,8 @@ export class Stream {
   private readonly inboundEncoder: StreamEncoder | null;
   private readonly outboundEncoder: StreamEncoder | null;
   private readonly playback: PlaybackDecoder | null;
+  /** Noise suppression of the inbound track (`noiseCancellation`), or null. */
+  private readonly noise: NoiseSuppressor | null;
   private readonly playout: PlayoutQueue | null;
   private readonly listeners: Array<(e: StreamEvent) => void> = [];
   private readonly control = new Fifo();
@@ -222,6 +226,19 @@ export class Stream {
       this.sendsInbound && !rejected ? new StreamEncoder(call.codec, params.contentType) : null;
     this.outboundEncoder =
       this.sendsOutbound && !rejected ? new StreamEncoder(call.codec, params.contentType) : null;
+    this.noise =
+      params.noiseCancellation && this.sendsInbound && !rejected
+        ? new NoiseSuppressor(call.codec.sampleRate, params.noiseCancellationLevel)
+        : null;
+    if (this.noise) {
+      const st = this.noise.strength;
+      this.debugLog.add(
+        'info',
+        'noise_cancellation',
+        `noise cancellation on, level ${params.noiseCancellationLevel} (wet ${Math.round(st.wet * 100)} %, floor ${st.floorDb.toFixed(0)} dB, ` +
+          `VAD threshold ${st.vadThreshold.toFixed(2)}); adds ${this.noise.latencyMs} ms`,
+      );
+    }
     if (params.bidirectional && !rejected) {
       this.playback = new PlaybackDecoder(call.codec.sampleRate, params.contentType);
       this.playout = new PlayoutQueue({
@@ -573,7 +590,10 @@ export class Stream {
    */
   pushInbound(encoded: Uint8Array, pcm: Int16Array | undefined, captureMs: number): void {
     if (!this.inboundEncoder || !this.everStarted || this.ended) return;
-    this.pushMedia('inbound', this.inboundEncoder.encode(encoded, pcm), captureMs);
+    const bytes = this.noise
+      ? this.inboundEncoder.encodePcm(this.noise.process(pcm ?? decodeCallAudio(this.call.codec, encoded)))
+      : this.inboundEncoder.encode(encoded, pcm);
+    this.pushMedia('inbound', bytes, captureMs);
   }
 
   /** One frame sent to the caller (outbound track), at sending time. */
@@ -785,6 +805,7 @@ export class Stream {
     this.playout?.clear();
     this.playback?.close();
     this.inboundEncoder?.close();
+    this.noise?.close();
     this.outboundEncoder?.close();
     this.debugLog.add(
       dropped ? 'error' : 'info',

@@ -7,3 +7,4 @@ export * from './test-ws-app.js';
 export * from './callback-receiver.js';
 export * from './test-leg.js';
 export * from './audio-compare.js';
+export * from './audio-quality.js';

@@ -1,0 +1,132 @@
+/**
+ * Noise cancellation (issue 5; protocol.md §1.2): quality on committed noisy speech, level
+ * monotonicity, clean speech untouched, and timing unchanged on a live stream.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { appMessages } from '@callstream/protocol';
+import { NoiseSuppressor, g711Encode, readWav, strengthForLevel } from '../src/index.js';
+import { TestWsApp, classEnergy, segmentalSnrDb, speechActivity } from '../src/testing/index.js';
+import { harness, toneMulaw, until } from './helpers.js';
+
+const fixture = (name: string) =>
+  readWav(readFileSync(new URL(`../../../fixtures/${name}`, import.meta.url))).samples;
+const clean = fixture('speech-8k.wav');
+const mask = speechActivity(clean);
+
+/** Runs `x` through a suppressor in 20 ms frames and removes the stage's reported delay. */
+function suppress(x: Int16Array, level: number): Int16Array {
+  const ns = new NoiseSuppressor(8000, level);
+  const delay = Math.round((ns.latencyMs * 8000) / 1000);
+  const input = new Int16Array(Math.ceil((x.length + delay) / 160) * 160);
+  input.set(x);
+  const out = new Int16Array(input.length);
+  for (let i = 0; i < input.length; i += 160) {
+    const y = ns.process(input.subarray(i, i + 160));
+    assert.equal(y.length, 160, '20 ms in, 20 ms out');
+    out.set(y, i);
+  }
+  ns.close();
+  return out.subarray(delay, delay + x.length);
+}
+
+function improvementDb(noisy: Int16Array, level: number): number {
+  return segmentalSnrDb(suppress(noisy, level), mask) - segmentalSnrDb(noisy, mask);
+}
+
+test('level → strength is monotonic: higher levels never suppress less', () => {
+  let prev = strengthForLevel(60);
+  for (let l = 61; l <= 100; l++) {
+    const s = strengthForLevel(l);
+    assert.ok(
+      s.wet >= prev.wet && s.floorDb <= prev.floorDb && s.vadThreshold >= prev.vadThreshold,
+      `level ${l}`,
+    );
+    prev = s;
+  }
+  assert.deepEqual(strengthForLevel(85), { wet: 0.8125, floorDb: -27.25, vadThreshold: 0.5125 });
+});
+
+test('white noise at 0, 5, 10 dB SNR: ≥ 10 dB segmental SNR gain at level 85, more at 100 than at 60', () => {
+  for (const snr of [0, 5, 10]) {
+    const noisy = fixture(`noise/speech-white-${snr}db.wav`);
+    const [g60, g85, g100] = [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+    assert.ok(g85 >= 10, `white ${snr} dB: ${g85.toFixed(1)} dB at 85`);
+    assert.ok(
+      g100 > g85 && g85 > g60,
+      `white ${snr} dB: 60 ${g60.toFixed(1)} < 85 ${g85.toFixed(1)} < 100 ${g100.toFixed(1)}`,
+    );
+  }
+});
+
+test('babble and hum: gains measured, more at 100 than at 60 (below 10 dB: see README)', () => {
+  for (const noise of ['babble', 'hum']) {
+    for (const snr of [0, 5, 10]) {
+      const noisy = fixture(`noise/speech-${noise}-${snr}db.wav`);
+      const [g60, g85, g100] = [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+      assert.ok(g85 >= 2, `${noise} ${snr} dB: ${g85.toFixed(1)} dB at 85`);
+      assert.ok(g100 > g60, `${noise} ${snr} dB: 100 ${g100.toFixed(1)} > 60 ${g60.toFixed(1)}`);
+    }
+  }
+});
+
+test('clean speech passes with < 1 dB change in speech-segment energy at every level', () => {
+  for (const level of [60, 85, 100]) {
+    const y = suppress(clean, level);
+    const db = 10 * Math.log10(classEnergy(y, mask, 1) / classEnergy(clean, mask, 1));
+    assert.ok(Math.abs(db) < 1, `level ${level}: ${db.toFixed(2)} dB`);
+  }
+});
+
+test('on a live stream: 20 ms media, same chunks and timestamps as a plain stream, other streams and playout untouched', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  const nc = h.startStream(app.url('/nc'), {
+    bidirectional: 'true',
+    contentType: 'audio/x-mulaw;rate=8000',
+    noiseCancellation: 'true',
+    noiseCancellationLevel: '150',
+  });
+  h.startStream(app.url('/plain'), { contentType: 'audio/x-mulaw;rate=8000' });
+  const nc16 = h.startStream(app.url('/nc16'), {
+    contentType: 'audio/x-l16;rate=16000',
+    noiseCancellation: 'true',
+  });
+  await app.waitForStarts(3);
+  assert.ok(
+    nc.debugLog.list().some((e) => e.code === 'noise_cancellation' && /level 85/.test(e.message)),
+    'out-of-range level: 85 used',
+  );
+  void nc16;
+  const conn = (path: string) => app.connections.find((c) => c.request.url === path)!;
+  const tone = toneMulaw(400, g711Encode);
+  conn('/nc').socket.send(appMessages.playAudio('audio/x-mulaw', 8000, tone));
+  await until(() => nc.playoutQueuedMs === 400, 'playback queued');
+  const noisy = g711Encode('mulaw', fixture('noise/speech-white-0db.wav').subarray(8000, 8000 + 50 * 160));
+  for (let i = 0; i < 50; i++) {
+    h.leg.frame(noisy.subarray(i * 160, i * 160 + 160), h.clock.now());
+    h.clock.advance(20);
+  }
+  await app.waitFor(
+    () => ['/nc', '/plain', '/nc16'].every((p) => conn(p).messages.length === 51),
+    'media on all streams',
+  );
+  const media = (p: string) => conn(p).messages.slice(1);
+  const shape = (p: string) => media(p).map((m) => [m.media.chunk, m.media.timestamp]);
+  assert.deepEqual(shape('/nc'), shape('/plain'));
+  assert.deepEqual(shape('/nc16'), shape('/plain'));
+  assert.ok(media('/nc').every((m) => Buffer.from(m.media.payload, 'base64').length === 160));
+  assert.ok(media('/nc16').every((m) => Buffer.from(m.media.payload, 'base64').length === 640));
+  const plain = Buffer.concat(media('/plain').map((m) => Buffer.from(m.media.payload, 'base64')));
+  assert.deepEqual(plain, Buffer.from(noisy), 'a stream without noise cancellation gets the untouched audio');
+  const denoised = Buffer.concat(media('/nc').map((m) => Buffer.from(m.media.payload, 'base64')));
+  assert.notDeepEqual(denoised, plain);
+  assert.deepEqual(
+    Buffer.concat(h.leg.sent.slice(0, 20).map((s) => s.frame)),
+    Buffer.from(tone),
+    'playout untouched',
+  );
+  h.call.hangup();
+  await app.close();
+});
