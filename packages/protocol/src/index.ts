@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './stream-attributes.js';
 export * from './signature.js';
 export * from './ids.js';
+export * from './rest/stream-start.js';
