@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HttpCallbackSender } from '../src/index.js';
 import { CallbackReceiver, FakeClock, TestWsApp } from '../src/testing/index.js';
-import { harness, until, plivo } from './helpers.js';
+import { assertSignedCallback, harness, until } from './helpers.js';
 
 const TOKEN = 'token-for-tests';
 
@@ -50,18 +50,7 @@ test('5xx is retried after 1, 2, 4 s with fresh nonces and unchanged parameters;
   const nonces = new Set(receiver.received.map((r) => r.headers['x-plivo-signature-v3-nonce']));
   assert.equal(nonces.size, 3);
   assert.ok(receiver.received.every((r) => r.body === 'Event=StartStream&Timestamp=T'));
-  for (const r of receiver.received) {
-    assert.ok(
-      plivo.validateV3Signature(
-        'POST',
-        r.url,
-        String(r.headers['x-plivo-signature-v3-nonce']),
-        TOKEN,
-        String(r.headers['x-plivo-signature-v3']),
-        r.params,
-      ),
-    );
-  }
+  for (const r of receiver.received) assertSignedCallback(r, TOKEN);
 
   receiver.status = 404;
   let failure = '';
@@ -112,15 +101,7 @@ test('callbacks of one stream are delivered in order even while one retries; GET
   assert.equal(r.method, 'GET');
   assert.equal(r.params.keep, '1');
   assert.equal(r.params.Event, 'PlayedStream');
-  assert.ok(
-    plivo.validateV3Signature(
-      'GET',
-      r.url,
-      String(r.headers['x-plivo-signature-v3-nonce']),
-      TOKEN,
-      String(r.headers['x-plivo-signature-v3']),
-    ),
-  );
+  assertSignedCallback(r, TOKEN);
   await s.idle();
   s.close();
   await receiver.close();
@@ -217,5 +198,33 @@ test('a rejected <Stream> still gets a record and DroppedStream invalid_paramete
   assert.match(p.Error!, /^Invalid stream parameters: contentType must be one of/);
   assert.ok(stream.debugLog.list().some((e) => e.code === 'invalid_parameters'));
   h.call.hangup();
+  await receiver.close();
+});
+
+test('closing the sender ends retry waits: pending callbacks fail with "sender closed" and idle() resolves', async () => {
+  const clock = new FakeClock();
+  const receiver = await CallbackReceiver.start();
+  receiver.status = 503;
+  const s = sender(clock);
+  const failures: string[] = [];
+  s.send({
+    key: 'k',
+    url: receiver.url(),
+    method: 'POST',
+    params: { N: '1' },
+    onFailure: (c) => failures.push(c),
+  });
+  s.send({
+    key: 'k',
+    url: receiver.url(),
+    method: 'POST',
+    params: { N: '2' },
+    onFailure: (c) => failures.push(c),
+  });
+  await until(() => receiver.received.length === 1 && clock.nextTimerIn() === 1000, 'waiting to retry');
+  s.close();
+  await s.idle();
+  assert.deepEqual(failures, ['sender closed', 'sender closed']);
+  assert.equal(receiver.received.length, 1);
   await receiver.close();
 });

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { startEchoBot } from '@callstream/example-echo-bot';
 import { createRuntime, parseConfig, readWav, runSimulatedCall, writeWav } from '../src/index.js';
 import { CallbackReceiver, bestLagCorrelation } from '../src/testing/index.js';
-import { plivo } from './helpers.js';
+import { assertSignedCallback } from './helpers.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../bin/callstream.js', import.meta.url).pathname;
@@ -68,19 +68,7 @@ test('callstream call: plays the WAV, records the echo, prints the summary, send
     assert.equal(receiver.received[0]!.params.ExtraHeaders, 'userId=7');
     assert.equal(receiver.received[0]!.headers.userid, '7');
     assert.equal(receiver.received[1]!.params.Name, 'echo-1');
-    for (const r of receiver.received) {
-      const nonce = String(r.headers['x-plivo-signature-v3-nonce']);
-      assert.ok(
-        plivo.validateV3Signature(
-          'POST',
-          r.url,
-          nonce,
-          'callstream-dev-token',
-          String(r.headers['x-plivo-signature-v3']),
-          r.params,
-        ),
-      );
-    }
+    for (const r of receiver.received) assertSignedCallback(r, 'callstream-dev-token');
 
     const human = await run(process.execPath, [BIN, ...args.filter((a) => a !== '--json')], {
       timeout: 30000,

@@ -65,3 +65,33 @@ export const plivo = createRequire(import.meta.url)('plivo') as {
     params?: Record<string, string>,
   ): boolean;
 };
+
+/** Asserts that a received callback carries a V3 signature the official validator accepts. */
+export function assertSignedCallback(
+  r: { method: string; url: string; headers: Record<string, unknown>; params: Record<string, string> },
+  token: string,
+): void {
+  const nonce = String(r.headers['x-plivo-signature-v3-nonce']);
+  const signature = String(r.headers['x-plivo-signature-v3']);
+  const ok = plivo.validateV3Signature(
+    r.method,
+    r.url,
+    nonce,
+    token,
+    signature,
+    r.method === 'POST' ? r.params : {},
+  );
+  if (!ok) throw new Error(`callback to ${r.url} not accepted by plivo.validateV3Signature`);
+  if (
+    plivo.validateV3Signature(
+      r.method,
+      r.url,
+      nonce,
+      `${token}x`,
+      signature,
+      r.method === 'POST' ? r.params : {},
+    )
+  ) {
+    throw new Error('validator accepted a wrong token: the check cannot fail');
+  }
+}

@@ -71,6 +71,7 @@ export function buildSignedRequest(
 export class HttpCallbackSender {
   private readonly queues = new Map<string, CallbackRequest[]>();
   private readonly timers = new Set<TimerHandle>();
+  private readonly sleepers = new Set<() => void>();
   private readonly idleWaiters: Array<() => void> = [];
   private inFlight = 0;
   private closed = false;
@@ -98,18 +99,23 @@ export class HttpCallbackSender {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  /** Stops delivering: pending requests are dropped (durable outbox: issue 4). */
+  /**
+   * Stops delivering: retry waits end at once and pending requests fail with `sender closed`
+   * (their `onFailure` runs); `idle()` then resolves. (A durable outbox arrives with issue 4.)
+   */
   close(): void {
     this.closed = true;
     for (const t of this.timers) this.options.clock.clearTimeout(t);
     this.timers.clear();
+    for (const wake of [...this.sleepers]) wake();
   }
 
   private async run(key: string): Promise<void> {
     const q = this.queues.get(key)!;
-    while (q.length > 0 && !this.closed) {
+    while (q.length > 0) {
       const req = q[0]!;
-      await this.deliver(req);
+      if (this.closed) req.onFailure?.('sender closed');
+      else await this.deliver(req);
       q.shift();
     }
     this.queues.delete(key);
@@ -133,16 +139,19 @@ export class HttpCallbackSender {
       if (!r.retryable) break;
     }
     this.stats.failed++;
-    req.onFailure?.(cause || 'delivery stopped');
+    req.onFailure?.(this.closed ? 'sender closed' : cause);
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = this.options.clock.setTimeout(() => {
+      const wake = () => {
         this.timers.delete(t);
+        this.sleepers.delete(wake);
         resolve();
-      }, ms);
+      };
+      const t = this.options.clock.setTimeout(wake, ms);
       this.timers.add(t);
+      this.sleepers.add(wake);
     });
   }
 

@@ -91,7 +91,6 @@ export class NoiseSuppressor {
   private readonly m: RnnoiseModule;
   private state: number;
   private readonly bufPtr: number;
-  private readonly frame48: Float32Array;
   private gainDb = 0;
   private hangover = 0;
   /** Mean voice probability of the last processed frame (for the debug log and tests). */
@@ -120,7 +119,6 @@ export class NoiseSuppressor {
     this.m = module();
     this.state = this.m._rnnoise_create();
     this.bufPtr = this.m._malloc(MODEL_FRAME * 4);
-    this.frame48 = new Float32Array(MODEL_FRAME);
   }
 
   /**
@@ -145,15 +143,15 @@ export class NoiseSuppressor {
     const hi = this.up.process(pcm);
     const out48 = new Int16Array(hi.length);
     const { wet, floorDb, vadThreshold } = this.strength;
-    const heap = this.m.HEAPF32;
     const base = this.bufPtr >> 2;
     let vadSum = 0;
     let frames = 0;
     for (let off = 0; off + MODEL_FRAME <= hi.length; off += MODEL_FRAME) {
-      const f = this.frame48;
-      for (let i = 0; i < MODEL_FRAME; i++) f[i] = hi[off + i]!;
-      this.m.HEAPF32.set(f, base);
+      let heap = this.m.HEAPF32;
+      const current = this.dryDelay.shift()!; // oldest dry frame: output, then reused for this input
+      for (let i = 0; i < MODEL_FRAME; i++) heap[base + i] = hi[off + i]!;
       const vad = this.m._rnnoise_process_frame(this.state, this.bufPtr, this.bufPtr);
+      heap = this.m.HEAPF32; // re-read: the view is replaced if WASM memory ever grows
       vadSum += vad;
       frames++;
       // voice-activity gate with hangover and bounded slew
@@ -162,16 +160,14 @@ export class NoiseSuppressor {
       const target = this.hangover > 0 ? 0 : floorDb;
       this.gainDb += Math.max(-MAX_STEP_DB, Math.min(MAX_STEP_DB, target - this.gainDb));
       const gain = Math.pow(10, this.gainDb / 20);
-      const mem = this.m.HEAPF32 === heap ? heap : this.m.HEAPF32;
       // RNNoise's output lags its input by MODEL_DELAY_FRAMES frames (measured: 20 ms); the dry
       // signal is delayed as much so the mix does not comb-filter.
-      const dry = this.dryDelay[0]!;
       for (let i = 0; i < MODEL_FRAME; i++) {
-        const v = gain * (wet * mem[base + i]! + (1 - wet) * dry[i]!);
+        const v = gain * (wet * heap[base + i]! + (1 - wet) * current[i]!);
         out48[off + i] = v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v);
+        current[i] = hi[off + i]!;
       }
-      dry.set(f);
-      this.dryDelay.push(this.dryDelay.shift()!);
+      this.dryDelay.push(current);
     }
     this.lastVad = frames ? vadSum / frames : 0;
     return this.down.process(out48);

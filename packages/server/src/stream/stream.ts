@@ -196,6 +196,8 @@ export class Stream {
   private timers = new Set<TimerHandle>();
   private timeoutTimer: TimerHandle | undefined;
   private resolveDone!: (r: StopReason) => void;
+  /** Set for a rejected stream: why (the DroppedStream `Error`). */
+  private pendingRejection: string | null = null;
   private readonly cfg: Config['stream'];
 
   /**
@@ -251,8 +253,6 @@ export class Stream {
     }
     if (rejected) this.pendingRejection = options.rejection!;
   }
-
-  private pendingRejection: string | null = null;
 
   /** Current record status. */
   get status(): StreamStatus {

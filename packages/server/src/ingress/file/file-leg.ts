@@ -8,6 +8,9 @@ import type { CallLeg, CallLegSink, OutgoingFrameInfo } from '../../call/call-le
 import { PCMU, type CallCodec } from '../../media/codec.js';
 import { g711Decode, g711Encode, MULAW_SILENCE } from '../../media/g711.js';
 
+/** 20 ms of μ-law silence, shared (consumers copy or encode at once; nobody writes to it). */
+const SILENCE = new Uint8Array(160).fill(MULAW_SILENCE);
+
 /** A DTMF digit the simulated caller received. */
 export interface ReceivedDtmf {
   digit: string;
@@ -71,7 +74,7 @@ export class FileCallerLeg implements CallLeg {
       this.position += 160;
       if (this.position >= this.frames.length) this.callerAudioEndMs = ms + 20;
     } else {
-      frame = new Uint8Array(160).fill(MULAW_SILENCE);
+      frame = SILENCE;
     }
     this.sink.onFrame(frame, ms);
   }
