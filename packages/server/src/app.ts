@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import { systemClock, type Clock, type MediaClock } from './clock/clock.js';
 import { RealMediaClock } from './clock/media-clock.js';
 import type { Config } from './config/config.js';
-import { HttpCallbackSender } from './callbacks/http-callbacks.js';
+import { HttpCallbackSender, type CallbackOutbox } from './callbacks/http-callbacks.js';
 import { Call, type CallInfo } from './call/call.js';
 import type { CallLeg } from './call/call-leg.js';
 import { USER_AGENT } from './version.js';
@@ -19,6 +19,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** Creates a call on a leg. */
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
+  /** Subscribes to call creation (records, metrics). */
+  onCallCreated(listener: (call: Call) => void): void;
   /** Hangs up every call and stops deliveries. */
   close(): Promise<void>;
 }
@@ -29,6 +31,8 @@ export interface RuntimeOverrides {
   mediaClock?: MediaClock;
   logger?: Logger;
   fetch?: typeof fetch;
+  /** Durable outbox for status callbacks. */
+  outbox?: CallbackOutbox;
 }
 
 /** Wires a runtime from a validated configuration. */
@@ -45,8 +49,10 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     timeoutMs: config.callbacks.timeoutMs,
     retryDelaysMs: config.callbacks.retryDelaysMs,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+    ...(overrides.outbox ? { outbox: overrides.outbox } : {}),
   });
   const calls = new Set<Call>();
+  const callListeners: Array<(call: Call) => void> = [];
   return {
     config,
     clock,
@@ -61,7 +67,11 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       );
       calls.add(call);
       void call.done.then(() => calls.delete(call));
+      for (const l of callListeners) l(call);
       return call;
+    },
+    onCallCreated(listener) {
+      callListeners.push(listener);
     },
     async close() {
       for (const c of calls) c.hangup('SHUTDOWN', { shutdown: true });

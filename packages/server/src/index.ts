@@ -23,3 +23,8 @@ export * from './media/wav.js';
 export * from './ingress/file/file-leg.js';
 export * from './ingress/file/simulated-call.js';
 export * from './media/noise-suppression.js';
+export * from './server.js';
+export * from './store/store.js';
+export * from './store/records.js';
+export * from './billing/billing.js';
+export * from './api/format.js';

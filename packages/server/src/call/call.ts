@@ -62,6 +62,7 @@ export class Call {
   private readonly scratch: Int16Array;
   private readonly silence: Uint8Array;
   private source: OutboundSource | null = null;
+  private readonly streamListeners: Array<(s: Stream) => void> = [];
 
   constructor(
     private readonly deps: CallDeps,
@@ -93,6 +94,11 @@ export class Call {
   /** True once the call has ended. */
   get ended(): boolean {
     return this.endedAt !== null;
+  }
+
+  /** Subscribes to stream creation (records, metrics); called before the stream starts. */
+  onStreamCreated(listener: (s: Stream) => void): void {
+    this.streamListeners.push(listener);
   }
 
   /** Sets (or clears) the XML element audio mixed into the outbound track. */
@@ -130,6 +136,7 @@ export class Call {
     );
     this.streams.set(stream.streamId, stream);
     attachStatusCallbacks(stream, this.deps.callbacks, this.deps.config);
+    for (const l of this.streamListeners) l(stream);
     stream.start();
     return stream;
   }

@@ -7,7 +7,7 @@
  * signature; parameters never change. Delivery is asynchronous and never blocks media.
  * (Durable storage of pending deliveries arrives with the store, issue 4.)
  */
-import { SIGNATURE_HEADERS, newNonce, signV3Request } from '@callstream/protocol';
+import { SIGNATURE_HEADERS, newNonce, newUuid, signV3Request } from '@callstream/protocol';
 import type { Clock, TimerHandle } from '../clock/clock.js';
 
 /** One callback to deliver. */
@@ -24,6 +24,31 @@ export interface CallbackRequest {
   onFailure?: (cause: string) => void;
   /** Called once when delivered (2xx). */
   onDelivered?: () => void;
+  /** Set when resuming a persisted delivery after a restart (not persisted again). */
+  deliveryId?: string;
+}
+
+/** Header carrying the delivery id: the same on every attempt, so receivers can dedupe. */
+export const DELIVERY_ID_HEADER = 'X-Callstream-Delivery-Id';
+
+/** Durable storage of pending deliveries (the store's outbox table). */
+export interface CallbackOutbox {
+  /** Persists a delivery before its first attempt. */
+  insert(deliveryId: string, req: CallbackRequest): Promise<void>;
+  /** Records the final outcome. */
+  finish(
+    deliveryId: string,
+    status: 'delivered' | 'failed',
+    attempts: number,
+    lastError: string | null,
+  ): Promise<void>;
+}
+
+interface Pending {
+  req: CallbackRequest;
+  deliveryId: string;
+  persisted: Promise<void>;
+  attempts: number;
 }
 
 /** Options of an {@link HttpCallbackSender}. */
@@ -36,6 +61,8 @@ export interface HttpCallbackOptions {
   /** Delays before each retry, ms; its length is the retry count. */
   retryDelaysMs: readonly number[];
   fetch?: typeof fetch;
+  /** With durable storage: deliveries are persisted before their first attempt (§4.3). */
+  outbox?: CallbackOutbox;
 }
 
 /**
@@ -69,7 +96,7 @@ export function buildSignedRequest(
 
 /** Delivers callbacks; see the module comment for the policy. */
 export class HttpCallbackSender {
-  private readonly queues = new Map<string, CallbackRequest[]>();
+  private readonly queues = new Map<string, Pending[]>();
   private readonly timers = new Set<TimerHandle>();
   private readonly sleepers = new Set<() => void>();
   private readonly idleWaiters: Array<() => void> = [];
@@ -80,17 +107,33 @@ export class HttpCallbackSender {
 
   constructor(private readonly options: HttpCallbackOptions) {}
 
-  /** Queues a request. Ignored after {@link close}. */
-  send(req: CallbackRequest): void {
-    if (this.closed) return;
+  /**
+   * Queues a request (persisting it first when an outbox is configured).
+   * @returns the delivery id (sent as `X-Callstream-Delivery-Id`); ignored after {@link close}
+   */
+  send(req: CallbackRequest): string {
+    const deliveryId = req.deliveryId ?? newUuid();
+    if (this.closed) return deliveryId;
+    const outbox = this.options.outbox;
+    const persisted =
+      outbox && req.deliveryId === undefined ? outbox.insert(deliveryId, req) : Promise.resolve();
+    const p: Pending = { req, deliveryId, persisted, attempts: 0 };
     const q = this.queues.get(req.key);
     if (q) {
-      q.push(req);
-      return;
+      q.push(p);
+      return deliveryId;
     }
-    this.queues.set(req.key, [req]);
+    this.queues.set(req.key, [p]);
     this.inFlight++;
     void this.run(req.key);
+    return deliveryId;
+  }
+
+  /** Requests queued or in delivery. */
+  get pending(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
   }
 
   /** Resolves when every queue is empty. */
@@ -113,9 +156,10 @@ export class HttpCallbackSender {
   private async run(key: string): Promise<void> {
     const q = this.queues.get(key)!;
     while (q.length > 0) {
-      const req = q[0]!;
-      if (this.closed) req.onFailure?.('sender closed');
-      else await this.deliver(req);
+      const p = q[0]!;
+      // Closing is not a delivery failure: with an outbox the delivery stays pending for the next start.
+      if (this.closed) p.req.onFailure?.('sender closed');
+      else await this.deliver(p);
       q.shift();
     }
     this.queues.delete(key);
@@ -123,23 +167,32 @@ export class HttpCallbackSender {
     if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  private async deliver(req: CallbackRequest): Promise<void> {
+  private async deliver(p: Pending): Promise<void> {
+    const { req } = p;
+    await p.persisted.catch(() => undefined); // a failed persist is logged by the store; deliver anyway
     const delays = this.options.retryDelaysMs;
     let cause = '';
     for (let attempt = 0; attempt <= delays.length && !this.closed; attempt++) {
       if (attempt > 0) await this.sleep(delays[attempt - 1]!);
       if (this.closed) break;
-      const r = await this.attempt(req);
+      p.attempts++;
+      const r = await this.attempt(req, p.deliveryId);
       if (r.ok) {
         this.stats.delivered++;
+        await this.options.outbox?.finish(p.deliveryId, 'delivered', p.attempts, null);
         req.onDelivered?.();
         return;
       }
       cause = r.cause;
       if (!r.retryable) break;
     }
+    if (this.closed) {
+      req.onFailure?.('sender closed');
+      return;
+    }
     this.stats.failed++;
-    req.onFailure?.(this.closed ? 'sender closed' : cause);
+    await this.options.outbox?.finish(p.deliveryId, 'failed', p.attempts, cause);
+    req.onFailure?.(cause);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -157,9 +210,11 @@ export class HttpCallbackSender {
 
   private async attempt(
     req: CallbackRequest,
+    deliveryId: string,
   ): Promise<{ ok: true } | { ok: false; retryable: boolean; cause: string }> {
     this.stats.attempts++;
     const { url, init } = buildSignedRequest(req, this.options.authToken, this.options.userAgent);
+    init.headers[DELIVERY_ID_HEADER] = deliveryId;
     const controller = new AbortController();
     const timer = this.options.clock.setTimeout(() => controller.abort(), this.options.timeoutMs);
     try {

@@ -59,6 +59,35 @@ export const configSchema = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .prefault({}),
+    http: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+      })
+      .prefault({}),
+    store: z
+      .object({
+        /** PostgreSQL URL; when absent, SQLite in `sqliteFile`. */
+        databaseUrl: z.string().url().optional(),
+        sqliteFile: z.string().default('data/callstream.db'),
+        /** How often a live stream's last-media time is persisted (crash-recovery precision). */
+        progressIntervalMs: z.number().int().positive().default(1000),
+      })
+      .prefault({}),
+    billing: z
+      .object({
+        ratePerMinute: z
+          .string()
+          .regex(/^\d+(\.\d{1,5})?$/, 'a decimal with at most 5 decimals')
+          .default('0.003'),
+        intervalSeconds: z.number().int().positive().default(60),
+      })
+      .prefault({}),
+    /** UTC offset of `start_time`/`end_time` in records (`+00:00`, `+05:30`, …). */
+    timeOffset: z
+      .string()
+      .regex(/^[+-]\d\d:\d\d$/, 'an offset like +05:30')
+      .default('+00:00'),
   })
   .strict();
 
@@ -92,7 +121,8 @@ function deepFreeze<T>(v: T): T {
 /**
  * Loads configuration: the JSON file named by `CALLSTREAM_CONFIG` (or `path`), then environment
  * overrides `CALLSTREAM_AUTH_ID`, `CALLSTREAM_AUTH_TOKEN`, `CALLSTREAM_ACCOUNT_ID`,
- * `CALLSTREAM_STRICT` (`true`/`false`), `CALLSTREAM_LOG_LEVEL`.
+ * `CALLSTREAM_STRICT` (`true`/`false`), `CALLSTREAM_LOG_LEVEL`, `CALLSTREAM_DATABASE_URL`,
+ * `CALLSTREAM_HTTP_PORT`.
  * @throws CallstreamError `config_invalid` (unreadable file, bad JSON, or schema problems)
  */
 export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -117,6 +147,10 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
       input.strict = env.CALLSTREAM_STRICT === 'true';
     else problems.push(`  - CALLSTREAM_STRICT: expected true or false, got "${env.CALLSTREAM_STRICT}"`);
   }
+  if (env.CALLSTREAM_DATABASE_URL)
+    input.store = { ...(input.store as object), databaseUrl: env.CALLSTREAM_DATABASE_URL };
+  if (env.CALLSTREAM_HTTP_PORT)
+    input.http = { ...(input.http as object), port: Number(env.CALLSTREAM_HTTP_PORT) };
   if (env.CALLSTREAM_LOG_LEVEL) input.log = { ...(input.log as object), level: env.CALLSTREAM_LOG_LEVEL };
   try {
     const config = parseConfig(input);

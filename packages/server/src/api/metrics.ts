@@ -1,0 +1,119 @@
+/**
+ * Prometheus metrics (`/metrics`): live calls and streams, media frames, reconnects, callbacks,
+ * playout queue depth. Values are read at scrape time from the engine's own counters; ended
+ * streams' counters are folded into totals when they end.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Runtime } from '../app.js';
+import type { Records } from '../store/records.js';
+import type { Stream } from '../stream/stream.js';
+
+/** The metrics registry of one server. */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly ended = { sent: 0, received: 0, dropped: 0, reconnects: 0 };
+  private readonly live = new Set<Stream>();
+
+  constructor(runtime: Runtime, records: Records) {
+    const r = this.registry;
+    const self = this;
+    const sum = (f: (s: Stream) => number) => [...self.live].reduce((n, s) => n + f(s), 0);
+    new Gauge({
+      name: 'callstream_live_calls',
+      help: 'Calls answered and not ended',
+      registers: [r],
+      collect() {
+        this.set(records.liveCalls.size);
+      },
+    });
+    new Gauge({
+      name: 'callstream_live_streams',
+      help: 'Streams not ended',
+      registers: [r],
+      collect() {
+        this.set(sum((s) => (s.ended ? 0 : 1)));
+      },
+    });
+    new Counter({
+      name: 'callstream_media_frames_sent_total',
+      help: 'media events written to apps',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.ended.sent + sum((s) => s.stats.sent.media ?? 0));
+      },
+    });
+    new Counter({
+      name: 'callstream_playaudio_received_total',
+      help: 'playAudio messages received from apps',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.ended.received + sum((s) => s.stats.received.playAudio ?? 0));
+      },
+    });
+    new Counter({
+      name: 'callstream_media_frames_dropped_total',
+      help: 'media discarded by backlog overflow',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.ended.dropped + sum((s) => s.stats.mediaDropped));
+      },
+    });
+    new Counter({
+      name: 'callstream_ws_reconnects_total',
+      help: 'WebSocket re-dials that succeeded',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.ended.reconnects + sum((s) => s.stats.reconnects));
+      },
+    });
+    new Gauge({
+      name: 'callstream_callbacks_delivered_total',
+      help: 'status callbacks delivered',
+      registers: [r],
+      collect() {
+        this.set(runtime.callbacks.stats.delivered);
+      },
+    });
+    new Gauge({
+      name: 'callstream_callbacks_failed_total',
+      help: 'status callbacks given up',
+      registers: [r],
+      collect() {
+        this.set(runtime.callbacks.stats.failed);
+      },
+    });
+    new Gauge({
+      name: 'callstream_callbacks_pending',
+      help: 'status callbacks queued or retrying',
+      registers: [r],
+      collect() {
+        this.set(runtime.callbacks.pending);
+      },
+    });
+    new Gauge({
+      name: 'callstream_playout_queue_ms',
+      help: 'queued playback over all streams, ms',
+      registers: [r],
+      collect() {
+        this.set(sum((s) => s.playoutQueuedMs));
+      },
+    });
+  }
+
+  /** Starts counting a stream; its counters fold into the totals when it ends. */
+  track(stream: Stream): void {
+    this.live.add(stream);
+    stream.onEvent((e) => {
+      if (e.type !== 'ended') return;
+      this.live.delete(stream);
+      this.ended.sent += stream.stats.sent.media ?? 0;
+      this.ended.received += stream.stats.received.playAudio ?? 0;
+      this.ended.dropped += stream.stats.mediaDropped;
+      this.ended.reconnects += stream.stats.reconnects;
+    });
+  }
+}

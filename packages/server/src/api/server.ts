@@ -1,0 +1,291 @@
+/**
+ * The Plivo-compatible REST API (protocol.md §2) on fastify, plus `/metrics`.
+ *
+ * Every body but 204 carries a fresh `api_id`; errors are `{"api_id", "error"}` with the exact
+ * texts of §2; routes answer with and without a trailing slash; unknown routes are 404
+ * `not found`, known routes with another method 405 `method not allowed`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
+import { isUuidV4, newUuid, parseStreamStartBody } from '@callstream/protocol';
+import type { Runtime } from '../app.js';
+import type { Records } from '../store/records.js';
+import type { Metrics } from './metrics.js';
+import { formatSessionStart, streamObject } from './format.js';
+import { FileCallerLeg } from '../ingress/file/file-leg.js';
+
+/** What the API needs. */
+export interface ApiDeps {
+  runtime: Runtime;
+  records: Records;
+  metrics: Metrics;
+  /** Enables the `SimulatedCall` extension (tests and development without SIP). */
+  simulatedCalls?: boolean;
+}
+
+type Req = FastifyRequest<{
+  Params: Record<string, string>;
+  Querystring: Record<string, string>;
+  Body: unknown;
+}>;
+
+const METHODS = ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'] as const;
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Builds the HTTP server (not listening). */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const { runtime, records, metrics } = deps;
+  const config = runtime.config;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    ignoreTrailingSlash: true,
+    ignoreDuplicateSlashes: false,
+  });
+  await app.register(formbody);
+  // JSON bodies: an empty body (the Node SDK sends none or `{}` on GET/DELETE) is `{}`.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      const e = new Error('invalid JSON body') as Error & { statusCode: number };
+      e.statusCode = 400;
+      done(e, undefined);
+    }
+  });
+
+  const send = (reply: FastifyReply, status: number, body?: Record<string, unknown>) => {
+    if (status === 204) return reply.code(204).send();
+    return reply.code(status).send({ api_id: newUuid(), ...body });
+  };
+  const fail = (reply: FastifyReply, status: number, error: string) => send(reply, status, { error });
+
+  const expected = digest(`${config.authId}:${config.authToken}`);
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/v1/')) return;
+    const header = req.headers.authorization ?? '';
+    let ok = false;
+    if (header.startsWith('Basic ')) {
+      const given = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+      ok = timingSafeEqual(digest(given), expected);
+    }
+    const pathAccount = /^\/v1\/Account\/([^/?]+)/.exec(req.url)?.[1];
+    if (!ok || (pathAccount !== undefined && decodeURIComponent(pathAccount) !== config.authId)) {
+      reply.header('WWW-Authenticate', 'Basic realm="callstream"');
+      return fail(reply, 401, 'authentication failed');
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status === 413) return fail(reply, 413, 'request body too large');
+    if (status >= 400 && status < 500) return fail(reply, status, err.message || 'bad request');
+    runtime.logger.error({ err, url: req.url }, 'REST handler failed');
+    return fail(reply, 500, 'internal error');
+  });
+  app.setNotFoundHandler((_req, reply) => fail(reply, 404, 'not found'));
+
+  /** Registers a path's handlers; other methods answer 405. */
+  const route = (
+    url: string,
+    handlers: Partial<Record<(typeof METHODS)[number], (req: Req, reply: FastifyReply) => unknown>>,
+  ) => {
+    for (const method of METHODS) {
+      const h = handlers[method];
+      app.route({
+        method,
+        url,
+        handler: (req, reply) => (h ? h(req as Req, reply) : fail(reply, 405, 'method not allowed')),
+      });
+    }
+  };
+
+  const base = '/v1/Account/:authId';
+  /** A call UUID from the path: 404 unless it is a v4 UUID we have seen. */
+  const knownCall = async (req: Req) => {
+    const id = req.params.callUuid ?? '';
+    if (!isUuidV4(id)) return null;
+    if (records.liveCalls.has(id)) return id;
+    await records.store.flush();
+    return (await records.store.getCall(id)) ? id : null;
+  };
+  const body = (req: Req): Record<string, unknown> =>
+    req.body && typeof req.body === 'object' && !Array.isArray(req.body)
+      ? (req.body as Record<string, unknown>)
+      : {};
+
+  // ---- streams (§2.2)
+  route(`${base}/Call/:callUuid/Stream`, {
+    POST: async (req, reply) => {
+      const call = records.liveCalls.get(req.params.callUuid ?? '');
+      if (!call || call.ended) return fail(reply, 404, 'call not found');
+      const r = parseStreamStartBody(body(req), { strict: config.strict });
+      if (!r.ok) return fail(reply, 400, r.error);
+      if (call.activeStreams().some((s) => s.params.serviceUrl === r.params.serviceUrl)) {
+        return fail(reply, 400, 'an active stream already exists for this service_url');
+      }
+      const stream = call.startStream(r.params);
+      for (const w of r.warnings) stream.debugLog.add('error', w.code, w.message);
+      return send(reply, 202, { message: 'audio streaming started', stream_id: stream.streamId });
+    },
+    GET: async (req, reply) => {
+      const callUuid = await knownCall(req);
+      if (!callUuid) return fail(reply, 404, 'call not found');
+      const limit = req.query.limit === undefined ? 20 : Number(req.query.limit);
+      const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+      if (
+        !/^\d+$/.test(String(req.query.limit ?? '20')) ||
+        !Number.isInteger(limit) ||
+        limit < 1 ||
+        limit > 20
+      ) {
+        return fail(reply, 400, 'limit must be an integer between 1 and 20');
+      }
+      if (!/^\d+$/.test(String(req.query.offset ?? '0')) || !Number.isSafeInteger(offset)) {
+        return fail(reply, 400, 'offset must be a non-negative integer');
+      }
+      const page = await records.listStreams(callUuid, limit, offset);
+      const path = `/v1/Account/${config.authId}/Call/${callUuid}/Stream/`;
+      return send(reply, 200, {
+        meta: {
+          limit,
+          next: offset + limit < page.total ? `${path}?limit=${limit}&offset=${offset + limit}` : null,
+          offset,
+          previous: offset > 0 ? `${path}?limit=${limit}&offset=${Math.max(0, offset - limit)}` : null,
+          total_count: page.total,
+        },
+        objects: page.rows.map((row) => streamObject(row, config)),
+      });
+    },
+    DELETE: async (req, reply) => {
+      const callUuid = await knownCall(req);
+      if (!callUuid) return fail(reply, 404, 'call not found');
+      const call = records.liveCalls.get(callUuid);
+      for (const s of call?.activeStreams() ?? []) s.stop('api_request');
+      return send(reply, 204);
+    },
+  });
+
+  route(`${base}/Call/:callUuid/Stream/:streamId`, {
+    GET: async (req, reply) => {
+      const callUuid = await knownCall(req);
+      if (!callUuid) return fail(reply, 404, 'call not found');
+      const id = req.params.streamId ?? '';
+      const row = isUuidV4(id) ? await records.streamRecord(callUuid, id) : undefined;
+      if (!row) return fail(reply, 404, 'stream not found');
+      return send(reply, 200, streamObject(row, config));
+    },
+    DELETE: async (req, reply) => {
+      const callUuid = await knownCall(req);
+      if (!callUuid) return fail(reply, 404, 'call not found');
+      const stream = records.liveStream(req.params.streamId ?? '');
+      if (!stream || stream.call.callId !== callUuid || stream.ended)
+        return fail(reply, 400, 'No active stream found');
+      stream.stop('api_request');
+      return send(reply, 204);
+    },
+  });
+
+  route(`${base}/Call/:callUuid/Stream/:streamId/DebugLog`, {
+    GET: async (req, reply) => {
+      const callUuid = await knownCall(req);
+      if (!callUuid) return fail(reply, 404, 'call not found');
+      const id = req.params.streamId ?? '';
+      const row = isUuidV4(id) ? await records.streamRecord(callUuid, id) : undefined;
+      if (!row) return fail(reply, 404, 'stream not found');
+      return send(reply, 200, { stream_id: row.stream_id, objects: JSON.parse(row.debug_log) });
+    },
+  });
+
+  // ---- calls (§2.4)
+  route(`${base}/Call`, {
+    GET: async (req, reply) => {
+      if (req.query.status !== 'live') return fail(reply, 400, 'only status=live is supported');
+      return send(reply, 200, { calls: [...records.liveCalls.keys()] });
+    },
+    POST: async (req, reply) => {
+      const b = body(req);
+      for (const name of ['from', 'to', 'answer_url']) {
+        const v = b[name];
+        if (v === undefined || v === null || String(v).trim() === '')
+          return fail(reply, 400, `${name} is required`);
+      }
+      if (String(b.to).includes('<')) return fail(reply, 400, 'bulk calls are not supported');
+      return fail(
+        reply,
+        501,
+        `cannot dial "${String(b.to)}": outbound calls need SIP ingress, which this build does not have yet`,
+      );
+    },
+  });
+
+  route(`${base}/Call/:callUuid`, {
+    GET: async (req, reply) => {
+      if (req.query.status !== 'live') return fail(reply, 400, 'only status=live is supported');
+      const call = records.liveCalls.get(req.params.callUuid ?? '');
+      if (!call) return fail(reply, 404, 'call not found');
+      return send(reply, 200, {
+        call_status: 'in-progress',
+        call_uuid: call.info.callId,
+        caller_name: '',
+        direction: call.info.direction,
+        from: call.info.from,
+        request_uuid: call.info.callId,
+        session_start: formatSessionStart(call.startedAt),
+        to: call.info.to,
+      });
+    },
+    POST: async (req, reply) => {
+      const call = records.liveCalls.get(req.params.callUuid ?? '');
+      if (!call) return fail(reply, 404, 'call not found');
+      const b = body(req);
+      const legs = String(b.legs ?? 'aleg').toLowerCase();
+      if (legs !== 'aleg') return fail(reply, 400, 'only legs=aleg is supported');
+      if (b.aleg_url === undefined || String(b.aleg_url).trim() === '')
+        return fail(reply, 400, 'aleg_url is required');
+      return fail(reply, 501, 'transfer needs the XML interpreter, which this build does not have yet');
+    },
+    DELETE: async (req, reply) => {
+      const call = records.liveCalls.get(req.params.callUuid ?? '');
+      if (!call) return fail(reply, 404, 'call not found');
+      call.hangup('NORMAL_CLEARING');
+      return send(reply, 204);
+    },
+  });
+
+  // ---- callstream extension: simulated calls (development and tests without SIP)
+  if (deps.simulatedCalls) {
+    route(`${base}/SimulatedCall`, {
+      POST: async (req, reply) => {
+        const b = body(req);
+        const seconds = Number(b.duration ?? 3600);
+        if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400)
+          return fail(reply, 400, 'duration must be 1-86400 seconds');
+        const tone = new Int16Array(Math.round(seconds * 8000));
+        for (let i = 0; i < tone.length; i++)
+          tone[i] = Math.round(4000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
+        const leg = new FileCallerLeg(runtime.mediaClock, tone);
+        leg.play();
+        const call = runtime.newCall(leg, {
+          from: String(b.from ?? 'simulated-caller'),
+          to: String(b.to ?? 'callstream'),
+          direction: 'inbound',
+        });
+        return send(reply, 201, { message: 'call answered', call_uuid: call.info.callId });
+      },
+    });
+  }
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('Content-Type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}

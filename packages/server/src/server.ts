@@ -1,0 +1,110 @@
+/**
+ * The callstream server: store (migrations, crash recovery), runtime, records, durable callbacks,
+ * REST API and metrics, wired together. `callstream serve` runs it; tests start it in-process.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { AddressInfo } from 'node:net';
+import { createRuntime, type Runtime, type RuntimeOverrides } from './app.js';
+import type { Config } from './config/config.js';
+import { buildApi } from './api/server.js';
+import { Metrics } from './api/metrics.js';
+import { Records } from './store/records.js';
+import { Store, type RecoveryReport } from './store/store.js';
+import type { CallbackOutbox } from './callbacks/http-callbacks.js';
+import { systemClock } from './clock/clock.js';
+
+/** A running server. */
+export interface Server {
+  runtime: Runtime;
+  records: Records;
+  store: Store;
+  http: FastifyInstance;
+  /** `http://host:port` */
+  baseUrl: string;
+  recovery: RecoveryReport;
+  /** Graceful stop: streams get `stop` and close 1001, callbacks drain (bounded), store closes. */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+/** Options of {@link startServer}. */
+export interface ServerOptions extends Omit<RuntimeOverrides, 'outbox'> {
+  /** Enable the SimulatedCall REST extension. */
+  simulatedCalls?: boolean;
+  logger?: Logger;
+}
+
+/**
+ * Opens the store (migrating it), closes what an unclean stop left live, resumes pending
+ * callbacks, and starts HTTP on `config.http`.
+ * @throws Error if the database cannot be opened or the port cannot be bound
+ */
+export async function startServer(config: Config, options: ServerOptions = {}): Promise<Server> {
+  const store = await Store.open({
+    databaseUrl: config.store.databaseUrl,
+    sqliteFile: config.store.sqliteFile,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  const clock = options.clock ?? systemClock;
+  const outbox: CallbackOutbox = {
+    insert: (id, req) =>
+      store.insertOutbox({
+        delivery_id: id,
+        seq: clock.now() * 1000 + (seqCounter++ % 1000),
+        ordering_key: req.key,
+        url: req.url,
+        method: req.method,
+        params: JSON.stringify(req.params),
+        headers: JSON.stringify(req.headers ?? {}),
+        status: 'pending',
+        attempts: 0,
+        created_ms: Math.floor(clock.now()),
+        last_error: null,
+      }),
+    finish: (id, status, attempts, lastError) => store.finishOutbox(id, status, attempts, lastError),
+  };
+  let seqCounter = 0;
+  const runtime = createRuntime(config, { ...options, outbox });
+  const records = new Records(store, config, runtime.clock);
+  const recovery = await store.recover((start, end) => records.bill(start, end));
+  if (recovery.streams || recovery.calls) {
+    runtime.logger.warn(recovery, 'closed records left live by an unclean stop');
+  }
+  const metrics = new Metrics(runtime, records);
+  runtime.onCallCreated((call) => {
+    records.trackCall(call);
+    call.onStreamCreated((s) => metrics.track(s));
+  });
+  for (const row of await store.pendingOutbox()) {
+    runtime.callbacks.send({
+      key: row.ordering_key,
+      url: row.url,
+      method: row.method === 'GET' ? 'GET' : 'POST',
+      params: JSON.parse(row.params) as Record<string, string>,
+      headers: JSON.parse(row.headers) as Record<string, string>,
+      deliveryId: row.delivery_id,
+    });
+  }
+  const http = await buildApi({ runtime, records, metrics, simulatedCalls: options.simulatedCalls ?? false });
+  await http.listen({ host: config.http.host, port: config.http.port });
+  const addr = http.server.address() as AddressInfo;
+  let closed = false;
+  return {
+    runtime,
+    records,
+    store,
+    http,
+    baseUrl: `http://${config.http.host}:${addr.port}`,
+    recovery,
+    async close({ drainMs = 5000 } = {}) {
+      if (closed) return;
+      closed = true;
+      await http.close();
+      for (const call of records.liveCalls.values()) call.hangup('SHUTDOWN', { shutdown: true });
+      await Promise.race([runtime.callbacks.idle(), new Promise((r) => setTimeout(r, drainMs).unref())]);
+      records.close();
+      await runtime.close();
+      await store.close();
+    },
+  };
+}
