@@ -12,7 +12,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { createRuntime } from './app.js';
-import { loadConfig } from './config/config.js';
+import { loadConfig, parseConfig } from './config/config.js';
+import { startServer } from './server.js';
 import { CallstreamError } from './errors.js';
 import { formatSummary, runSimulatedCall } from './ingress/file/simulated-call.js';
 import { writeWav } from './media/wav.js';
@@ -82,6 +83,42 @@ program
       }
     }
     process.exitCode = result.status === 'dropped' ? 1 : 0;
+  });
+
+program
+  .command('serve')
+  .description('run the server: REST API, records, callbacks, /metrics (SIP ingress: not yet)')
+  .option('--config <file>', 'configuration file (JSON)')
+  .option('--port <port>', 'HTTP port (overrides config)')
+  .option('--simulated-calls', 'enable the SimulatedCall REST extension (development and tests)', false)
+  .action(async (o) => {
+    const loaded = loadConfig(o.config);
+    const config =
+      o.port === undefined
+        ? loaded
+        : parseConfig({ ...loaded, http: { ...loaded.http, port: Number(o.port) } });
+    const logger = pino({ level: config.log.level });
+    const server = await startServer(config, { logger, simulatedCalls: o.simulatedCalls });
+    if (server.recovery.streams || server.recovery.calls || server.recovery.pendingCallbacks) {
+      logger.warn(server.recovery, 'recovered from an unclean stop');
+    }
+    // One line on stdout that scripts (and tests) can wait for.
+    console.log(`callstream listening on ${server.baseUrl} (${server.store.kind})`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'draining');
+      void server.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'unclean shutdown');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 
 program.parseAsync().catch((e: unknown) => {

@@ -95,3 +95,21 @@ export function assertSignedCallback(
     throw new Error('validator accepted a wrong token: the check cannot fail');
   }
 }
+
+/**
+ * A fresh PostgreSQL database for one test file when `CALLSTREAM_TEST_DATABASE_URL` (an admin URL)
+ * is set, else `undefined` (SQLite). Each call creates a new database so runs never share state.
+ */
+export async function testDatabaseUrl(): Promise<string | undefined> {
+  const admin = process.env.CALLSTREAM_TEST_DATABASE_URL;
+  if (!admin) return undefined;
+  const { default: pg } = await import('pg');
+  const name = `cs_test_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`CREATE DATABASE ${name}`);
+  await client.end();
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return u.toString();
+}

@@ -11,7 +11,7 @@ import pino from 'pino';
 import { parseConfig, startServer, type Server } from '../src/index.js';
 import { TestWsApp } from '../src/testing/index.js';
 import { plivoSdk, redirectPlivo, type PlivoClient } from './plivo-sdk.js';
-import { until } from './helpers.js';
+import { testDatabaseUrl, until } from './helpers.js';
 
 const AUTH_ID = 'MATESTACCOUNT0000001';
 const TOKEN = 'test-auth-token-123';
@@ -48,6 +48,7 @@ async function newCall(): Promise<string> {
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-rest-'));
+  const databaseUrl = await testDatabaseUrl();
   const config = parseConfig({
     authId: AUTH_ID,
     authToken: TOKEN,

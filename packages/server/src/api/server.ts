@@ -43,8 +43,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
-    ignoreTrailingSlash: true,
-    ignoreDuplicateSlashes: false,
+    routerOptions: { ignoreTrailingSlash: true },
   });
   await app.register(formbody);
   // JSON bodies: an empty body (the Node SDK sends none or `{}` on GET/DELETE) is `{}`.

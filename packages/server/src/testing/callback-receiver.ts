@@ -26,6 +26,11 @@ export class CallbackReceiver {
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<CallbackReceiver> {
+    return CallbackReceiver.startOn(0);
+  }
+
+  /** Starts on a given loopback port (0 = any). */
+  static async startOn(port: number): Promise<CallbackReceiver> {
     let self: CallbackReceiver | undefined;
     const server = createServer((req, res) => {
       let body = '';
@@ -42,7 +47,7 @@ export class CallbackReceiver {
         res.writeHead(status).end('ok');
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
     self = new CallbackReceiver(server);
     return self;
   }
