@@ -49,3 +49,22 @@ test('decimal arithmetic: rates that binary floats get wrong, half-up rounding, 
   assert.throws(() => toHundredThousandths('0.000001'), /at most 5 decimals/);
   assert.throws(() => toHundredThousandths('-1'), /invalid rate/);
 });
+
+test('a stream billed on a fake clock: 61 s of media → 61 / 120 / "0.00600" on its record', async () => {
+  const { harness, until } = await import('./helpers.js');
+  const { TestWsApp } = await import('../src/testing/index.js');
+  const { streamRow } = await import('../src/store/records.js');
+  const app = await TestWsApp.start();
+  const h = harness();
+  const stream = h.startStream(app.url());
+  await app.waitForStarts(1);
+  h.clock.advance(5_000); // before the first media: not billed
+  h.leg.frame(new Uint8Array(160).fill(0xff), h.clock.now());
+  await until(() => stream.firstMediaAt !== null, 'first media');
+  h.clock.advance(61_000);
+  stream.stop('api_request');
+  const row = streamRow(stream, h.runtime.config);
+  assert.deepEqual([row.bill_duration, row.rounded_bill_duration, row.billed_amount], [61, 120, '0.00600']);
+  h.call.hangup();
+  await app.close();
+});

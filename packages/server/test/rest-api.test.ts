@@ -62,6 +62,7 @@ before(async () => {
     log: { level: 'silent' },
   });
   server = await startServer(config, { simulatedCalls: true, logger: pino({ level: 'silent' }) });
+  assert.equal(server.store.kind, databaseUrl ? 'postgres' : 'sqlite');
   app = await TestWsApp.start();
   restore = redirectPlivo(server.baseUrl);
   client = new plivoSdk.Client(AUTH_ID, TOKEN);
@@ -238,6 +239,23 @@ test('errors: exact texts and statuses of protocol.md §2.2, nothing created', a
     extra_headers: "x=1' OR '1'='1",
   });
   assert.equal(sqlish.status, 400);
+  const evil = "x'; DROP TABLE streams; --";
+  for (const field of [
+    'service_url',
+    'bidirectional',
+    'audio_track',
+    'stream_timeout',
+    'status_callback_url',
+    'status_callback_method',
+    'content_type',
+    'extra_headers',
+  ]) {
+    const r = await http('POST', base, { service_url: app.url('/sql'), [field]: evil });
+    assert.equal(r.status, 400, field);
+    assert.match(r.body.error, new RegExp(field), field);
+  }
+  const wrongTypes = await http('POST', base, { service_url: ['ws://a'], bidirectional: { x: 1 } });
+  assert.equal(wrongTypes.body.error, 'service_url is required');
   assert.equal((await http('GET', base)).body.meta.total_count, 1, 'nothing changed');
 });
 
