@@ -172,14 +172,23 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
 
+  /** The record of the path's stream, or `null` after answering 404 (unknown call or stream). */
+  const pathStream = async (req: Req, reply: FastifyReply) => {
+    const callUuid = await knownCall(req);
+    if (!callUuid) {
+      await fail(reply, 404, 'call not found');
+      return null;
+    }
+    const id = req.params.streamId ?? '';
+    const row = isUuidV4(id) ? await records.streamRecord(callUuid, id) : undefined;
+    if (!row) await fail(reply, 404, 'stream not found');
+    return row ?? null;
+  };
+
   route(`${base}/Call/:callUuid/Stream/:streamId`, {
     GET: async (req, reply) => {
-      const callUuid = await knownCall(req);
-      if (!callUuid) return fail(reply, 404, 'call not found');
-      const id = req.params.streamId ?? '';
-      const row = isUuidV4(id) ? await records.streamRecord(callUuid, id) : undefined;
-      if (!row) return fail(reply, 404, 'stream not found');
-      return send(reply, 200, streamObject(row, config));
+      const row = await pathStream(req, reply);
+      return row ? send(reply, 200, streamObject(row, config)) : reply;
     },
     DELETE: async (req, reply) => {
       const callUuid = await knownCall(req);
@@ -194,12 +203,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   route(`${base}/Call/:callUuid/Stream/:streamId/DebugLog`, {
     GET: async (req, reply) => {
-      const callUuid = await knownCall(req);
-      if (!callUuid) return fail(reply, 404, 'call not found');
-      const id = req.params.streamId ?? '';
-      const row = isUuidV4(id) ? await records.streamRecord(callUuid, id) : undefined;
-      if (!row) return fail(reply, 404, 'stream not found');
-      return send(reply, 200, { stream_id: row.stream_id, objects: JSON.parse(row.debug_log) });
+      const row = await pathStream(req, reply);
+      return row ? send(reply, 200, { stream_id: row.stream_id, objects: JSON.parse(row.debug_log) }) : reply;
     },
   });
 
