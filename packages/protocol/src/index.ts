@@ -9,3 +9,4 @@ export * from './stream-attributes.js';
 export * from './signature.js';
 export * from './ids.js';
 export * from './rest/stream-start.js';
+export * from './xml/parse.js';
