@@ -11,6 +11,7 @@ import type { HttpCallbackSender } from '../callbacks/http-callbacks.js';
 import { encodeCallAudio, samplesPerFrame } from '../media/codec.js';
 import type { PullResult } from '../media/playout.js';
 import { Stream } from '../stream/stream.js';
+import { DebugLog } from '../stream/debug-log.js';
 import type { CallLeg } from './call-leg.js';
 
 /** Dependencies of a call. */
@@ -50,6 +51,8 @@ export class Call {
   readonly info: CallInfo;
   readonly streams = new Map<string, Stream>();
   readonly stats: CallStats = { framesIn: 0, framesOut: 0, playbackFrames: 0 };
+  /** The call's own debug log (XML warnings, fetch failures). */
+  readonly debugLog: DebugLog;
   /** Answer time, epoch ms. */
   readonly startedAt: number;
   endedAt: number | null = null;
@@ -76,6 +79,7 @@ export class Call {
       direction: info.direction ?? 'inbound',
     };
     this.startedAt = deps.clock.now();
+    this.debugLog = new DebugLog(() => deps.clock.now(), deps.logger?.child({ callId: this.info.callId }));
     this.done = new Promise((r) => (this.resolveDone = r));
     this.frameSamples = samplesPerFrame(leg.codec.sampleRate);
     this.mix = new Int16Array(this.frameSamples);

@@ -59,6 +59,16 @@ export const configSchema = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .prefault({}),
+    xml: z
+      .object({
+        timeoutMs: z.number().int().positive().default(10000),
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(100 * 1024),
+      })
+      .prefault({}),
     http: z
       .object({
         host: z.string().default('127.0.0.1'),

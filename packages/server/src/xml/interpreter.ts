@@ -1,0 +1,316 @@
+/**
+ * The Plivo XML interpreter (protocol.md §1.1, §1.3): runs a document's elements one at a time on a
+ * call, one handler per element. `<Redirect>` and transfer replace the running document (streams,
+ * being call-scoped, survive); when the last element completes the call is hung up; the hangup URL
+ * is called (signed, through the durable callback outbox) when the call ends.
+ *
+ * Not yet: `<Speak>` (no TTS engine is installed, so it is skipped with a warning as §1.3 allows)
+ * and MP3 in `<Play>` (WAV only).
+ */
+import {
+  isHttpUrl,
+  parseBooleanText,
+  parsePositiveInteger,
+  parseStreamElement,
+  type XmlElement,
+} from '@callstream/protocol';
+import type { Runtime } from '../app.js';
+import type { Call, OutboundSource } from '../call/call.js';
+import { resampleOnce } from '../media/resample.js';
+import { readWav } from '../media/wav.js';
+import { USER_AGENT } from '../version.js';
+import { fetchDocument, type DocumentSource } from './fetch-document.js';
+
+/** The application a call runs (answer URL etc., §1.1). */
+export interface XmlApplication {
+  answer: DocumentSource;
+  fallback?: DocumentSource | null;
+  hangup?: DocumentSource | null;
+}
+
+class Interrupted extends Error {}
+
+/** Runs Plivo XML on one call. */
+export class XmlSession {
+  /** Elements run, in order (names), for tests and the summary. */
+  readonly executed: string[] = [];
+  private replacement: XmlElement[] | null = null;
+  private interrupt: (() => void) | null = null;
+  private readonly baseParams: Record<string, string>;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly call: Call,
+    private readonly app: XmlApplication,
+  ) {
+    const info = call.info;
+    this.baseParams = { CallUUID: info.callId, From: info.from, To: info.to, Direction: info.direction };
+    if (info.direction === 'outbound')
+      Object.assign(this.baseParams, { ALegUUID: info.callId, ALegRequestUUID: info.callId });
+    void call.done.then((cause) => this.callHangupUrl(cause));
+  }
+
+  private fetch(source: DocumentSource, fallback: DocumentSource | null, status: string) {
+    const c = this.runtime.config;
+    return fetchDocument(
+      source,
+      fallback,
+      { ...this.baseParams, CallStatus: status },
+      {
+        clock: this.runtime.clock,
+        authToken: c.authToken,
+        userAgent: USER_AGENT,
+        timeoutMs: c.xml.timeoutMs,
+        maxBytes: c.xml.maxBytes,
+      },
+    );
+  }
+
+  /** Fetches the answer URL and runs the document; resolves when the call has ended. */
+  async run(): Promise<void> {
+    const doc = await this.fetch(
+      this.app.answer,
+      this.app.fallback ?? null,
+      this.call.info.direction === 'inbound' ? 'ringing' : 'in-progress',
+    );
+    if (!doc.ok) {
+      for (const e of doc.errors) this.call.debugLog.add('error', 'answer_url_failed', e);
+      this.call.hangup('ANSWER_URL_FAILED');
+      return;
+    }
+    let elements: XmlElement[] = doc.elements;
+    for (;;) {
+      await this.execute(elements);
+      if (this.replacement && !this.call.ended) {
+        elements = this.replacement;
+        this.replacement = null;
+        continue;
+      }
+      break;
+    }
+    if (!this.call.ended) this.call.hangup('NORMAL_CLEARING'); // the document ran out (§1.1)
+  }
+
+  /**
+   * Replaces the running document with the one at `source` (transfer, §2.4): the current element is
+   * interrupted; streams continue. Resolves false (and hangs up) if it cannot be fetched.
+   */
+  async transfer(source: DocumentSource): Promise<boolean> {
+    const doc = await this.fetch(source, null, 'in-progress');
+    if (!doc.ok) {
+      for (const e of doc.errors) this.call.debugLog.add('error', 'transfer_failed', e);
+      this.call.hangup('TRANSFER_FAILED');
+      return false;
+    }
+    this.replacement = doc.elements;
+    this.interrupt?.();
+    return true;
+  }
+
+  private async execute(elements: XmlElement[]): Promise<void> {
+    for (const el of elements) {
+      if (this.call.ended || this.replacement) return;
+      this.executed.push(el.name);
+      try {
+        await this.element(el);
+      } catch (e) {
+        if (e instanceof Interrupted) return;
+        this.call.debugLog.add('error', 'element_failed', `<${el.name}> failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Waits for `p`, or rejects with Interrupted on transfer or hangup. */
+  private interruptible<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.interrupt = () => reject(new Interrupted());
+      void this.call.done.then(() => reject(new Interrupted()));
+      p.then(resolve, reject).finally(() => (this.interrupt = null));
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return this.interruptible(new Promise((r) => this.runtime.clock.setTimeout(r, ms)));
+  }
+
+  private warn(code: string, message: string): void {
+    this.call.debugLog.add('warning', code, message);
+  }
+
+  private async element(el: XmlElement): Promise<void> {
+    switch (el.name) {
+      case 'Stream': {
+        const r = parseStreamElement(el.attributes, el.text, { strict: this.runtime.config.strict });
+        const stream = this.call.startStream(r.params, r.rejection);
+        for (const w of r.warnings) stream.debugLog.add('warning', w.code, w.message);
+        if (r.params.keepCallAlive && !stream.ended) await this.interruptible(stream.done);
+        return;
+      }
+      case 'Wait': {
+        const length = el.attributes.length === undefined ? 1 : parsePositiveInteger(el.attributes.length);
+        for (const a of ['silence', 'minSilence', 'beep'])
+          if (a in el.attributes) this.warn('attribute_ignored', `<Wait ${a}> is not supported; ignored`);
+        if (length === null) {
+          this.warn(
+            'attribute_invalid',
+            `<Wait length="${el.attributes.length}"> must be a positive integer; using 1`,
+          );
+        }
+        await this.sleep((length ?? 1) * 1000);
+        return;
+      }
+      case 'Hangup': {
+        const reason = el.attributes.reason?.toLowerCase();
+        const cause =
+          reason === 'busy' ? 'USER_BUSY' : reason === 'rejected' ? 'CALL_REJECTED' : 'NORMAL_CLEARING';
+        const schedule =
+          el.attributes.schedule === undefined ? null : parsePositiveInteger(el.attributes.schedule);
+        if (schedule !== null) {
+          this.runtime.clock.setTimeout(() => this.call.hangup(cause), schedule * 1000);
+          return;
+        }
+        this.call.hangup(cause);
+        return;
+      }
+      case 'Redirect': {
+        const url = el.text.trim();
+        const method = (el.attributes.method ?? 'POST').toUpperCase() === 'GET' ? 'GET' : 'POST';
+        if (!isHttpUrl(url)) {
+          this.call.debugLog.add(
+            'error',
+            'redirect_failed',
+            `<Redirect> needs an absolute http(s) URL, got "${url.slice(0, 200)}"`,
+          );
+          this.call.hangup('REDIRECT_FAILED');
+          return;
+        }
+        const doc = await this.interruptible(this.fetch({ url, method }, null, 'in-progress'));
+        if (!doc.ok) {
+          for (const e of doc.errors) this.call.debugLog.add('error', 'redirect_failed', e);
+          this.call.hangup('REDIRECT_FAILED');
+          return;
+        }
+        this.replacement = doc.elements;
+        return;
+      }
+      case 'DTMF': {
+        const digits = el.text.trim();
+        if (!/^[0-9*#A-Da-dwW]+$/.test(digits)) {
+          this.warn(
+            'dtmf_invalid_char',
+            `<DTMF>${digits.slice(0, 50)}</DTMF> has characters other than 0-9 * # A-D w W; skipped`,
+          );
+          return;
+        }
+        const async =
+          el.attributes.async === undefined ? true : (parseBooleanText(el.attributes.async) ?? true);
+        const sent = this.sendDigits(digits);
+        await this.interruptible(async ? sent.first : sent.all);
+        return;
+      }
+      case 'Play':
+        return this.play(el);
+      case 'Speak':
+        this.warn('element_skipped', '<Speak> skipped: no text-to-speech engine is installed in this build');
+        return;
+      default:
+        this.warn('element_skipped', `<${el.name}> is not supported; skipped`);
+    }
+  }
+
+  /** Sends digits with the configured tone/gap; `w` pauses 0.5 s, `W` 1 s. */
+  private sendDigits(digits: string): { first: Promise<void>; all: Promise<void> } {
+    const { toneMs, gapMs } = this.runtime.config.dtmf;
+    let resolveFirst!: () => void;
+    const first = new Promise<void>((r) => (resolveFirst = r));
+    const all = (async () => {
+      for (const d of digits) {
+        if (this.call.ended) break;
+        if (d === 'w' || d === 'W') {
+          await new Promise<void>((r) => this.runtime.clock.setTimeout(r, d === 'w' ? 500 : 1000));
+          continue;
+        }
+        this.call.leg.sendDtmf(d.toUpperCase(), toneMs);
+        resolveFirst();
+        await new Promise<void>((r) => this.runtime.clock.setTimeout(r, toneMs + gapMs));
+      }
+      resolveFirst();
+    })();
+    return { first, all };
+  }
+
+  private async play(el: XmlElement): Promise<void> {
+    const url = el.text.trim();
+    const loopAttr = el.attributes.loop === undefined ? 1 : Number(el.attributes.loop);
+    const loop = Number.isInteger(loopAttr) && loopAttr >= 0 ? loopAttr : 1;
+    if (!isHttpUrl(url)) {
+      this.warn('play_failed', `<Play> needs an http(s) URL, got "${url.slice(0, 200)}"; skipped`);
+      return;
+    }
+    let samples: Int16Array;
+    try {
+      const res = await this.interruptible(
+        fetch(url, {
+          headers: { 'User-Agent': USER_AGENT },
+          signal: AbortSignal.timeout(this.runtime.config.xml.timeoutMs),
+        }),
+      );
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const wav = readWav(Buffer.from(await res.arrayBuffer()));
+      const rate = this.call.leg.codec.sampleRate;
+      samples = wav.sampleRate === rate ? wav.samples : resampleOnce(wav.samples, wav.sampleRate, rate);
+    } catch (e) {
+      if (e instanceof Interrupted) throw e;
+      this.warn('play_failed', `<Play> ${url}: ${(e as Error).message}; skipped`);
+      return;
+    }
+    let offset = 0;
+    let played = 0;
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    const source: OutboundSource = {
+      pull(frame) {
+        if (samples.length === 0) return false;
+        let p = 0;
+        while (p < frame.length) {
+          if (offset >= samples.length) {
+            played++;
+            offset = 0;
+            if (loop !== 0 && played >= loop) break;
+          }
+          const n = Math.min(frame.length - p, samples.length - offset);
+          frame.set(samples.subarray(offset, offset + n), p);
+          p += n;
+          offset += n;
+        }
+        if (p < frame.length || (loop !== 0 && played >= loop)) finish();
+        return p > 0;
+      },
+    };
+    this.call.setOutboundSource(source);
+    try {
+      await this.interruptible(done);
+    } finally {
+      this.call.setOutboundSource(null);
+    }
+  }
+
+  private callHangupUrl(cause: string): void {
+    const hangup = this.app.hangup;
+    if (!hangup) return;
+    const end = this.call.endedAt ?? this.runtime.clock.now();
+    const duration = Math.max(0, Math.round((end - this.call.startedAt) / 1000));
+    this.runtime.callbacks.send({
+      key: `call:${this.call.info.callId}`,
+      url: hangup.url,
+      method: hangup.method,
+      params: {
+        ...this.baseParams,
+        CallStatus: 'completed',
+        HangupCause: cause,
+        Duration: String(duration),
+        BillDuration: String(duration),
+      },
+    });
+  }
+}
