@@ -340,3 +340,59 @@ test('/metrics exposes live calls, streams and counters in Prometheus format', a
   }
   assert.ok(Number(/^callstream_media_frames_sent_total (\d+)/m.exec(text)![1]) > 0);
 });
+
+test('make call to a simulated party runs the answer URL; transfer replaces the document; streams survive', async () => {
+  const { createServer } = await import('node:http');
+  const hits: string[] = [];
+  let wsUrl = '';
+  const web = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    const xml =
+      req.url === '/answer'
+        ? `<Response><Stream keepCallAlive="false">${wsUrl}</Stream><Wait length="30"/></Response>`
+        : '<Response><Wait length="30"/></Response>';
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'text/xml' }).end(xml));
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(web.address() as { port: number }).port}`;
+  wsUrl = app.url('/xml');
+  try {
+    const made = await client.calls.create('15551230000', 'sim:alice', `${base}/answer`, {
+      answerMethod: 'POST',
+    });
+    assert.equal(made.message, 'call fired');
+    assert.match(made.requestUuid, UUID);
+    await app.waitFor(
+      () => app.connections.some((c) => c.request.url === '/xml' && c.messages.length > 0),
+      'stream from the XML',
+    );
+    const streams = await http('GET', `/v1/Account/${AUTH_ID}/Call/${made.requestUuid}/Stream/`);
+    assert.equal(streams.body.meta.total_count, 1);
+    const t = await client.calls.transfer(made.requestUuid, {
+      legs: 'aleg',
+      alegUrl: `${base}/next`,
+      alegMethod: 'GET',
+    });
+    assert.equal(t.message, 'call transferred');
+    await until(
+      () => hits.includes('/next?' + '') || hits.some((h) => h.startsWith('/next')),
+      'transfer fetched',
+    );
+    const live = await http(
+      'GET',
+      `/v1/Account/${AUTH_ID}/Call/${made.requestUuid}/Stream/${streams.body.objects[0].stream_id}/`,
+    );
+    assert.equal(live.body.status, 'in-progress', 'the stream survives the transfer');
+    const sip = await http('POST', `/v1/Account/${AUTH_ID}/Call/`, {
+      from: '1',
+      to: 'sip:bob@example.com',
+      answer_url: `${base}/answer`,
+    });
+    assert.equal(sip.status, 501);
+    assert.equal(await client.calls.hangup(made.requestUuid), true);
+  } finally {
+    web.closeAllConnections();
+    web.close();
+  }
+});

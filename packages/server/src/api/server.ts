@@ -8,7 +8,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
-import { isUuidV4, newUuid, parseStreamStartBody } from '@callstream/protocol';
+import { isHttpUrl, isUuidV4, newUuid, parseStreamStartBody } from '@callstream/protocol';
+import { XmlSession } from '../xml/interpreter.js';
 import type { Runtime } from '../app.js';
 import type { Records } from '../store/records.js';
 import type { Metrics } from './metrics.js';
@@ -34,6 +35,13 @@ const METHODS = ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'] as const;
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+/** A simulated party's audio: a 440 Hz tone at 8 kHz (looped by the leg). */
+function toneSamples(seconds: number): Int16Array {
+  const tone = new Int16Array(Math.round(seconds * 8000));
+  for (let i = 0; i < tone.length; i++) tone[i] = Math.round(4000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
+  return tone;
 }
 
 /** Builds the HTTP server (not listening). */
@@ -107,6 +115,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   };
 
   const base = '/v1/Account/:authId';
+  /** XML sessions of calls that run a document, by call UUID. */
+  const sessions = new Map<string, XmlSession>();
   /** A call UUID from the path: 404 unless it is a v4 UUID we have seen. */
   const knownCall = async (req: Req) => {
     const id = req.params.callUuid ?? '';
@@ -222,11 +232,29 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
           return fail(reply, 400, `${name} is required`);
       }
       if (String(b.to).includes('<')) return fail(reply, 400, 'bulk calls are not supported');
-      return fail(
-        reply,
-        501,
-        `cannot dial "${String(b.to)}": outbound calls need SIP ingress, which this build does not have yet`,
-      );
+      const answerUrl = String(b.answer_url).trim();
+      if (!isHttpUrl(answerUrl)) return fail(reply, 400, 'answer_url must be an http:// or https:// URL');
+      const to = String(b.to).trim();
+      // Routing: `sim:<anything>` reaches a simulated party (when enabled); SIP targets need SIP ingress.
+      if (!deps.simulatedCalls || !to.startsWith('sim:')) {
+        return fail(
+          reply,
+          501,
+          `cannot dial "${to}": outbound calls need SIP ingress, which this build does not have yet`,
+        );
+      }
+      const method = (v: unknown) => (String(v ?? 'POST').toUpperCase() === 'GET' ? 'GET' : 'POST');
+      const leg = new FileCallerLeg(runtime.mediaClock, toneSamples(1), { loop: true });
+      leg.play();
+      const call = runtime.newCall(leg, { from: String(b.from), to, direction: 'outbound' });
+      const session = new XmlSession(runtime, call, {
+        answer: { url: answerUrl, method: method(b.answer_method) },
+        fallback: b.fallback_url ? { url: String(b.fallback_url), method: method(b.fallback_method) } : null,
+        hangup: b.hangup_url ? { url: String(b.hangup_url), method: method(b.hangup_method) } : null,
+      });
+      sessions.set(call.info.callId, session);
+      void session.run().finally(() => sessions.delete(call.info.callId));
+      return send(reply, 201, { message: 'call fired', request_uuid: call.info.callId });
     },
   });
 
@@ -254,7 +282,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       if (legs !== 'aleg') return fail(reply, 400, 'only legs=aleg is supported');
       if (b.aleg_url === undefined || String(b.aleg_url).trim() === '')
         return fail(reply, 400, 'aleg_url is required');
-      return fail(reply, 501, 'transfer needs the XML interpreter, which this build does not have yet');
+      const url = String(b.aleg_url).trim();
+      if (!isHttpUrl(url)) return fail(reply, 400, 'aleg_url must be an http:// or https:// URL');
+      const source = {
+        url,
+        method:
+          String(b.aleg_method ?? 'POST').toUpperCase() === 'GET' ? ('GET' as const) : ('POST' as const),
+      };
+      const running = sessions.get(call.info.callId);
+      if (running) void running.transfer(source);
+      else {
+        // A call with no document yet (SimulatedCall): the new document becomes its program.
+        const session = new XmlSession(runtime, call, { answer: source });
+        sessions.set(call.info.callId, session);
+        void session.run().finally(() => sessions.delete(call.info.callId));
+      }
+      return send(reply, 202, { message: 'call transferred' });
     },
     DELETE: async (req, reply) => {
       const call = records.liveCalls.get(req.params.callUuid ?? '');
@@ -272,16 +315,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         const seconds = Number(b.duration ?? 3600);
         if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400)
           return fail(reply, 400, 'duration must be 1-86400 seconds');
-        const tone = new Int16Array(Math.round(seconds * 8000));
-        for (let i = 0; i < tone.length; i++)
-          tone[i] = Math.round(4000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
-        const leg = new FileCallerLeg(runtime.mediaClock, tone);
+        const leg = new FileCallerLeg(runtime.mediaClock, toneSamples(1), { loop: true });
         leg.play();
         const call = runtime.newCall(leg, {
           from: String(b.from ?? 'simulated-caller'),
           to: String(b.to ?? 'callstream'),
           direction: 'inbound',
         });
+        const timer = runtime.clock.setTimeout(() => call.hangup('NORMAL_CLEARING'), seconds * 1000);
+        void call.done.then(() => runtime.clock.clearTimeout(timer));
         return send(reply, 201, { message: 'call answered', call_uuid: call.info.callId });
       },
     });

@@ -39,10 +39,14 @@ export class FileCallerLeg implements CallLeg {
   private now = 0;
   private playing = false;
 
-  /** @param samples the caller's audio, 8 kHz mono */
+  /**
+   * @param samples the caller's audio, 8 kHz mono
+   * @param options.loop repeat the audio until the call ends (a simulated party that never stops)
+   */
   constructor(
     private readonly mediaClock: MediaClock,
     samples: Int16Array,
+    private readonly options: { loop?: boolean } = {},
   ) {
     const padded = new Int16Array(Math.ceil(samples.length / 160) * 160);
     padded.set(samples);
@@ -72,7 +76,10 @@ export class FileCallerLeg implements CallLeg {
       frame = this.frames.subarray(this.position, this.position + 160);
       this.firstFrameMs ??= ms;
       this.position += 160;
-      if (this.position >= this.frames.length) this.callerAudioEndMs = ms + 20;
+      if (this.position >= this.frames.length) {
+        if (this.options.loop) this.position = 0;
+        else this.callerAudioEndMs = ms + 20;
+      }
     } else {
       frame = SILENCE;
     }
