@@ -16,6 +16,7 @@ import {
 } from '@callstream/protocol';
 import type { Runtime } from '../app.js';
 import type { Call, OutboundSource } from '../call/call.js';
+import type { Clock } from '../clock/clock.js';
 import { resampleOnce } from '../media/resample.js';
 import { readWav } from '../media/wav.js';
 import { USER_AGENT } from '../version.js';
@@ -47,7 +48,10 @@ export class XmlSession {
     this.baseParams = { CallUUID: info.callId, From: info.from, To: info.to, Direction: info.direction };
     if (info.direction === 'outbound')
       Object.assign(this.baseParams, { ALegUUID: info.callId, ALegRequestUUID: info.callId });
-    void call.done.then((cause) => this.callHangupUrl(cause));
+    void call.done.then((cause) => {
+      this.interrupt?.(); // one listener for the whole session: a hangup ends the running element
+      this.callHangupUrl(cause);
+    });
   }
 
   private fetch(source: DocumentSource, fallback: DocumentSource | null, status: string) {
@@ -121,16 +125,23 @@ export class XmlSession {
   }
 
   /** Waits for `p`, or rejects with Interrupted on transfer or hangup. */
-  private interruptible<T>(p: Promise<T>): Promise<T> {
+  private interruptible<T>(p: Promise<T>, onInterrupt?: () => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.interrupt = () => reject(new Interrupted());
-      void this.call.done.then(() => reject(new Interrupted()));
+      const interrupt = () => {
+        onInterrupt?.();
+        reject(new Interrupted());
+      };
+      if (this.call.ended) return interrupt();
+      this.interrupt = interrupt;
       p.then(resolve, reject).finally(() => (this.interrupt = null));
     });
   }
 
+  /** Waits `ms`; a transfer or hangup ends the wait and cancels its timer. */
   private sleep(ms: number): Promise<void> {
-    return this.interruptible(new Promise((r) => this.runtime.clock.setTimeout(r, ms)));
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const done = new Promise<void>((r) => (timer = this.runtime.clock.setTimeout(r, ms)));
+    return this.interruptible(done, () => this.runtime.clock.clearTimeout(timer));
   }
 
   private warn(code: string, message: string): void {
