@@ -9,6 +9,7 @@ import { HttpCallbackSender, type CallbackOutbox } from './callbacks/http-callba
 import { Call, type CallInfo } from './call/call.js';
 import type { CallLeg } from './call/call-leg.js';
 import { USER_AGENT } from './version.js';
+import type { XmlSession } from './xml/interpreter.js';
 
 /** The running pieces shared by every call. */
 export interface Runtime {
@@ -19,6 +20,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** Creates a call on a leg. */
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
+  /** Running XML call flows by CallUUID (transfer finds them here). */
+  readonly xmlSessions: Map<string, XmlSession>;
   /** Subscribes to call creation (records, metrics). */
   onCallCreated(listener: (call: Call) => void): void;
   /** Hangs up every call and stops deliveries. */
@@ -59,6 +62,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     mediaClock,
     callbacks,
     logger,
+    xmlSessions: new Map(),
     newCall(leg, info) {
       const call = new Call(
         { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger },

@@ -87,22 +87,31 @@ program
 
 program
   .command('serve')
-  .description('run the server: REST API, records, callbacks, /metrics (SIP ingress: not yet)')
+  .description('run the server: SIP ingress, REST API, records, callbacks, /metrics')
   .option('--config <file>', 'configuration file (JSON)')
   .option('--port <port>', 'HTTP port (overrides config)')
+  .option('--sip-port <port>', 'SIP port, UDP and TCP (overrides config)')
   .option('--simulated-calls', 'enable the SimulatedCall REST extension (development and tests)', false)
   .action(async (o) => {
     const loaded = loadConfig(o.config);
     const config =
-      o.port === undefined
+      o.port === undefined && o.sipPort === undefined
         ? loaded
-        : parseConfig({ ...loaded, http: { ...loaded.http, port: Number(o.port) } });
+        : parseConfig({
+            ...loaded,
+            http: { ...loaded.http, ...(o.port === undefined ? {} : { port: Number(o.port) }) },
+            sip: { ...loaded.sip, ...(o.sipPort === undefined ? {} : { port: Number(o.sipPort) }) },
+          });
     const logger = pino({ level: config.log.level });
     const server = await startServer(config, { logger, simulatedCalls: o.simulatedCalls });
     if (server.recovery.streams || server.recovery.calls || server.recovery.pendingCallbacks) {
       logger.warn(server.recovery, 'recovered from an unclean stop');
     }
     // One line on stdout that scripts (and tests) can wait for.
+    if (server.sip)
+      console.log(
+        `callstream SIP on ${config.sip.transports.join('+')} ${server.sip.address}:${server.sip.port}`,
+      );
     console.log(`callstream listening on ${server.baseUrl} (${server.store.kind})`);
     let stopping = false;
     const stop = (signal: string) => {

@@ -13,6 +13,7 @@ import { Records } from './store/records.js';
 import { Store, type RecoveryReport } from './store/store.js';
 import type { CallbackOutbox } from './callbacks/http-callbacks.js';
 import { systemClock } from './clock/clock.js';
+import { SipServer } from './ingress/sip/sip-server.js';
 
 /** A running server. */
 export interface Server {
@@ -23,6 +24,8 @@ export interface Server {
   /** `http://host:port` */
   baseUrl: string;
   recovery: RecoveryReport;
+  /** SIP ingress, when `config.sip.enabled`. */
+  sip: SipServer | null;
   /** Graceful stop: streams get `stop` and close 1001, callbacks drain (bounded), store closes. */
   close(options?: { drainMs?: number }): Promise<void>;
 }
@@ -88,6 +91,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const http = await buildApi({ runtime, records, metrics, simulatedCalls: options.simulatedCalls ?? false });
   await http.listen({ host: config.http.host, port: config.http.port });
   const addr = http.server.address() as AddressInfo;
+  let sip: SipServer | null = null;
+  if (config.sip.enabled) {
+    try {
+      sip = await SipServer.start(runtime);
+    } catch (e) {
+      await http.close();
+      await store.close();
+      throw e;
+    }
+  }
   let closed = false;
   return {
     runtime,
@@ -96,9 +109,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     http,
     baseUrl: `http://${config.http.host}:${addr.port}`,
     recovery,
+    sip,
     async close({ drainMs = 5000 } = {}) {
       if (closed) return;
       closed = true;
+      await sip?.close();
       await http.close();
       for (const call of records.liveCalls.values()) call.hangup('SHUTDOWN', { shutdown: true });
       await Promise.race([runtime.callbacks.idle(), new Promise((r) => setTimeout(r, drainMs).unref())]);

@@ -47,6 +47,7 @@ async function configFile(): Promise<string> {
       authToken: TOKEN,
       http: { port: 0 },
       store: { sqliteFile: join(dir, 'db.sqlite'), ...(databaseUrl ? { databaseUrl } : {}) },
+      sip: { enabled: false },
       callbacks: { retryDelaysMs: [1000, 2000, 4000] },
       log: { level: 'warn' },
     }),

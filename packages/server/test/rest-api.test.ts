@@ -53,6 +53,7 @@ before(async () => {
     authId: AUTH_ID,
     authToken: TOKEN,
     http: { port: 0 },
+    sip: { enabled: false },
     store: {
       sqliteFile: join(dir, 'db.sqlite'),
       ...(process.env.CALLSTREAM_TEST_DATABASE_URL

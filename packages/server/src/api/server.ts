@@ -116,7 +116,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   const base = '/v1/Account/:authId';
   /** XML sessions of calls that run a document, by call UUID. */
-  const sessions = new Map<string, XmlSession>();
+  const sessions = runtime.xmlSessions;
   /** A call UUID from the path: 404 unless it is a v4 UUID we have seen. */
   const knownCall = async (req: Req) => {
     const id = req.params.callUuid ?? '';

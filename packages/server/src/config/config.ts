@@ -93,13 +93,72 @@ export const configSchema = z
         intervalSeconds: z.number().int().positive().default(60),
       })
       .prefault({}),
+    sip: z
+      .object({
+        /** Enable SIP ingress (UDP and TCP on the same port). */
+        enabled: z.boolean().default(true),
+        /** Bind address of SIP and RTP sockets. */
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(5060),
+        transports: z
+          .array(z.enum(['udp', 'tcp']))
+          .min(1)
+          .default(['udp', 'tcp']),
+        /** Address put in Via, Contact and SDP `c=`; default: `host`, or the first external IPv4 if `host` is a wildcard. */
+        advertisedHost: z.string().optional(),
+        /** RTP port range (even ports for RTP, the next odd one for RTCP). */
+        rtpPortMin: z.number().int().min(1024).max(65534).default(10000),
+        rtpPortMax: z.number().int().min(1025).max(65535).default(20000),
+        /** Hang up a call whose RTP stopped for this long (0 = never). */
+        rtpTimeoutMs: ms.default(30000),
+        /** RTP reorder window, packets held while waiting for a missing one. */
+        reorderPackets: z.number().int().min(0).max(10).default(3),
+        /** Source IPs (exact or CIDR `a.b.c.d/n`) allowed to send INVITE; empty = anyone. */
+        allowFrom: z.array(z.string()).default([]),
+        /** Digest authentication of inbound INVITEs (RFC 3261 §22, RFC 2617 MD5). */
+        auth: z
+          .object({ realm: z.string().default('callstream'), username: z.string(), password: z.string() })
+          .optional(),
+        /** RTCP report interval. */
+        rtcpIntervalMs: z.number().int().positive().default(5000),
+      })
+      .prefault({}),
+    /** Applications: which answer URL runs for calls to which number or SIP user (issue 3). */
+    applications: z
+      .array(
+        z.object({
+          name: z.string().min(1),
+          answerUrl: z.string().url(),
+          answerMethod: z.enum(['GET', 'POST']).default('POST'),
+          fallbackUrl: z.string().url().optional(),
+          fallbackMethod: z.enum(['GET', 'POST']).default('POST'),
+          hangupUrl: z.string().url().optional(),
+          hangupMethod: z.enum(['GET', 'POST']).default('POST'),
+          /** Called numbers / SIP users (the Request-URI user part) this app takes. */
+          numbers: z.array(z.string()).default([]),
+        }),
+      )
+      .default([]),
+    /** Name of the application taking calls no `numbers` entry matches; none = 404. */
+    defaultApplication: z.string().optional(),
     /** UTC offset of `start_time`/`end_time` in records (`+00:00`, `+05:30`, …). */
     timeOffset: z
       .string()
       .regex(/^[+-]\d\d:\d\d$/, 'an offset like +05:30')
       .default('+00:00'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.sip.rtpPortMin >= c.sip.rtpPortMax)
+      ctx.addIssue({ code: 'custom', path: ['sip', 'rtpPortMax'], message: 'must be above rtpPortMin' });
+    const names = new Set(c.applications.map((a) => a.name));
+    if (c.defaultApplication !== undefined && !names.has(c.defaultApplication))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['defaultApplication'],
+        message: `no application named "${c.defaultApplication}"`,
+      });
+  });
 
 /** Validated, frozen configuration. */
 export type Config = Readonly<z.output<typeof configSchema>>;
@@ -132,7 +191,7 @@ function deepFreeze<T>(v: T): T {
  * Loads configuration: the JSON file named by `CALLSTREAM_CONFIG` (or `path`), then environment
  * overrides `CALLSTREAM_AUTH_ID`, `CALLSTREAM_AUTH_TOKEN`, `CALLSTREAM_ACCOUNT_ID`,
  * `CALLSTREAM_STRICT` (`true`/`false`), `CALLSTREAM_LOG_LEVEL`, `CALLSTREAM_DATABASE_URL`,
- * `CALLSTREAM_HTTP_PORT`.
+ * `CALLSTREAM_HTTP_PORT`, `CALLSTREAM_SIP_PORT`.
  * @throws CallstreamError `config_invalid` (unreadable file, bad JSON, or schema problems)
  */
 export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -161,6 +220,8 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
     input.store = { ...(input.store as object), databaseUrl: env.CALLSTREAM_DATABASE_URL };
   if (env.CALLSTREAM_HTTP_PORT)
     input.http = { ...(input.http as object), port: Number(env.CALLSTREAM_HTTP_PORT) };
+  if (env.CALLSTREAM_SIP_PORT)
+    input.sip = { ...(input.sip as object), port: Number(env.CALLSTREAM_SIP_PORT) };
   if (env.CALLSTREAM_LOG_LEVEL) input.log = { ...(input.log as object), level: env.CALLSTREAM_LOG_LEVEL };
   try {
     const config = parseConfig(input);

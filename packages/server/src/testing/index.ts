@@ -8,3 +8,5 @@ export * from './callback-receiver.js';
 export * from './test-leg.js';
 export * from './audio-compare.js';
 export * from './audio-quality.js';
+export * from './pcap.js';
+export * from './sipp.js';

@@ -15,18 +15,57 @@ import {
   type XmlElement,
 } from '@callstream/protocol';
 import type { Runtime } from '../app.js';
-import type { Call, OutboundSource } from '../call/call.js';
+import type { Call, CallInfo, OutboundSource } from '../call/call.js';
 import type { Clock } from '../clock/clock.js';
 import { resampleOnce } from '../media/resample.js';
 import { readWav } from '../media/wav.js';
 import { USER_AGENT } from '../version.js';
-import { fetchDocument, type DocumentSource } from './fetch-document.js';
+import { fetchDocument, type DocumentSource, type FetchDocumentResult } from './fetch-document.js';
 
 /** The application a call runs (answer URL etc., §1.1). */
 export interface XmlApplication {
   answer: DocumentSource;
   fallback?: DocumentSource | null;
   hangup?: DocumentSource | null;
+  /** Extra request parameters for every fetch (CallerName, `SIP-H-X-*` headers of the INVITE). */
+  params?: Record<string, string>;
+}
+
+/** The parameters every fetch of a call's documents carries (protocol.md §1.1). */
+export function callParams(info: CallInfo, extra: Record<string, string> = {}): Record<string, string> {
+  const p: Record<string, string> = {
+    CallUUID: info.callId,
+    From: info.from,
+    To: info.to,
+    Direction: info.direction,
+  };
+  if (info.direction === 'outbound')
+    Object.assign(p, { ALegUUID: info.callId, ALegRequestUUID: info.callId });
+  return { ...extra, ...p };
+}
+
+/**
+ * Fetches a call's answer document before the call exists (SIP ingress answers the INVITE only
+ * once it has a document, as Plivo does): answer URL, then the fallback URL, `CallStatus=ringing`.
+ */
+export function fetchAnswerDocument(
+  runtime: Runtime,
+  info: CallInfo,
+  app: XmlApplication,
+): Promise<FetchDocumentResult> {
+  const c = runtime.config;
+  return fetchDocument(
+    app.answer,
+    app.fallback ?? null,
+    { ...callParams(info, app.params), CallStatus: 'ringing' },
+    {
+      clock: runtime.clock,
+      authToken: c.authToken,
+      userAgent: USER_AGENT,
+      timeoutMs: c.xml.timeoutMs,
+      maxBytes: c.xml.maxBytes,
+    },
+  );
 }
 
 class Interrupted extends Error {}
@@ -44,10 +83,7 @@ export class XmlSession {
     private readonly call: Call,
     private readonly app: XmlApplication,
   ) {
-    const info = call.info;
-    this.baseParams = { CallUUID: info.callId, From: info.from, To: info.to, Direction: info.direction };
-    if (info.direction === 'outbound')
-      Object.assign(this.baseParams, { ALegUUID: info.callId, ALegRequestUUID: info.callId });
+    this.baseParams = callParams(call.info, app.params);
     void call.done.then((cause) => {
       this.interrupt?.(); // one listener for the whole session: a hangup ends the running element
       this.callHangupUrl(cause);
@@ -70,13 +106,18 @@ export class XmlSession {
     );
   }
 
-  /** Fetches the answer URL and runs the document; resolves when the call has ended. */
-  async run(): Promise<void> {
-    const doc = await this.fetch(
-      this.app.answer,
-      this.app.fallback ?? null,
-      this.call.info.direction === 'inbound' ? 'ringing' : 'in-progress',
-    );
+  /**
+   * Fetches the answer URL (unless `prefetched` is given) and runs the document; resolves when
+   * the call has ended.
+   */
+  async run(prefetched?: XmlElement[]): Promise<void> {
+    const doc: FetchDocumentResult = prefetched
+      ? { ok: true, elements: prefetched, url: this.app.answer.url }
+      : await this.fetch(
+          this.app.answer,
+          this.app.fallback ?? null,
+          this.call.info.direction === 'inbound' ? 'ringing' : 'in-progress',
+        );
     if (!doc.ok) {
       for (const e of doc.errors) this.call.debugLog.add('error', 'answer_url_failed', e);
       this.call.hangup('ANSWER_URL_FAILED');

@@ -1,0 +1,376 @@
+/**
+ * SIP ingress (issue 3): a user agent server over our own UDP/TCP transport with the sip.js core
+ * for transactions and dialogs (design.md "Dependencies"). An INVITE is checked (source allow
+ * list, optional digest authentication, routing to an application by the Request-URI user), its
+ * SDP answered (PCMU/PCMA + telephone-event), 180 Ringing sent, the application's answer URL
+ * fetched, and only then answered with 200 OK: the call runs the document through the XML
+ * interpreter. CANCEL before answer → 487; OPTIONS → 200; unknown methods → 405 (sip.js core).
+ *
+ * Final responses when an INVITE cannot become a call:
+ * 403 source not allowed · 401 digest challenge · 404 no application for the called user ·
+ * 488 no acceptable codec / no SDP offer · 400 unparseable SDP · 480 answer and fallback URLs failed ·
+ * 503 no RTP port free or shutting down.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { BlockList, isIPv4 } from 'node:net';
+import os from 'node:os';
+import { Core, Grammar, URI } from 'sip.js';
+import type { Logger } from 'pino';
+import type { Runtime } from '../../app.js';
+import type { Call, CallInfo } from '../../call/call.js';
+import type { Config } from '../../config/config.js';
+import { USER_AGENT } from '../../version.js';
+import { fetchAnswerDocument, XmlSession, type XmlApplication } from '../../xml/interpreter.js';
+import { RtpSession } from '../rtp/rtp-session.js';
+import { DigestAuthenticator } from './digest.js';
+import { answerOffer, type LocalMedia } from './sdp.js';
+import { SipLeg } from './sip-leg.js';
+import { SipTransport, type SipSource } from './transport.js';
+
+/** Counters of the SIP server (exported on /metrics by the caller if wanted). */
+export interface SipServerStats {
+  invites: number;
+  answered: number;
+  cancelled: number;
+  /** Final error responses to INVITEs by status code. */
+  rejected: Record<number, number>;
+}
+
+/** The address advertised in Via/Contact/SDP for a bind address. */
+export function advertisedAddress(config: Config['sip']): string {
+  if (config.advertisedHost) return config.advertisedHost;
+  if (config.host !== '0.0.0.0' && config.host !== '::') return config.host;
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/** A running SIP server. */
+export class SipServer {
+  readonly stats: SipServerStats = { invites: 0, answered: 0, cancelled: 0, rejected: {} };
+  /** Live legs by SIP Call-ID. */
+  readonly legs = new Map<string, SipLeg>();
+  private readonly cores = new Map<'udp' | 'tcp', Core.UserAgentCore>();
+  /** Address-of-record of each core: its user follows the request being handed in (see onRequest). */
+  private readonly aors = new Map<'udp' | 'tcp', URI>();
+  private readonly sources = new WeakMap<object, SipSource>();
+  private readonly allow: BlockList | null;
+  private readonly auth: DigestAuthenticator | null;
+  private readonly logger: Logger;
+  private closing = false;
+  /** Address in Via, Contact, SDP. */
+  readonly address: string;
+
+  private constructor(
+    private readonly runtime: Runtime,
+    readonly transport: SipTransport,
+  ) {
+    const sip = runtime.config.sip;
+    this.logger = runtime.logger.child({ component: 'sip' });
+    this.address = advertisedAddress(sip);
+    if (sip.allowFrom.length) {
+      this.allow = new BlockList();
+      for (const entry of sip.allowFrom) {
+        const [ip, bits] = entry.split('/');
+        const type = isIPv4(ip ?? '') ? 'ipv4' : 'ipv6';
+        if (bits !== undefined) this.allow.addSubnet(ip!, Number(bits), type);
+        else this.allow.addAddress(ip!, type);
+      }
+    } else this.allow = null;
+    this.auth = sip.auth ? new DigestAuthenticator(sip.auth, () => runtime.clock.now()) : null;
+  }
+
+  /**
+   * Binds SIP on `config.sip` (port 0 = any; see {@link SipServer.port}).
+   * @throws Error if the port cannot be bound
+   */
+  static async start(runtime: Runtime): Promise<SipServer> {
+    const sip = runtime.config.sip;
+    const transport = new SipTransport({
+      host: sip.host,
+      port: sip.port,
+      transports: sip.transports,
+      clock: runtime.clock,
+      logger: runtime.logger.child({ component: 'sip-transport' }),
+    });
+    const server = new SipServer(runtime, transport);
+    await transport.listen({
+      onRequest: (message, source) => server.onRequest(message, source),
+      onResponse: (message, source) =>
+        server.core(source.transport).receiveIncomingResponseFromTransport(message),
+    });
+    for (const kind of sip.transports) server.cores.set(kind, server.makeCore(kind));
+    server.logger.info(
+      { port: transport.port, address: server.address, transports: sip.transports },
+      'SIP listening',
+    );
+    return server;
+  }
+
+  /** The bound SIP port. */
+  get port(): number {
+    return this.transport.port;
+  }
+
+  private core(kind: 'udp' | 'tcp'): Core.UserAgentCore {
+    return this.cores.get(kind) ?? [...this.cores.values()][0]!;
+  }
+
+  private makeCore(kind: 'udp' | 'tcp'): Core.UserAgentCore {
+    const loggerFactory = new Core.LoggerFactory();
+    loggerFactory.builtinEnabled = false;
+    loggerFactory.level = Core.Levels.warn;
+    loggerFactory.connector = (level, category, _label, content) =>
+      this.logger.debug({ category, level }, String(content));
+    const host = this.address;
+    const port = this.transport.port;
+    const contactUri = new URI('sip', 'callstream', host, port, kind === 'tcp' ? { transport: 'tcp' } : {});
+    const aor = Grammar.URIParse(`sip:callstream@${host}`) ?? contactUri;
+    this.aors.set(kind, aor);
+    const sipTransport: Core.Transport = {
+      protocol: kind.toUpperCase(),
+      send: (message: string) => this.transport.send(kind, message),
+    };
+    return new Core.UserAgentCore(
+      {
+        aor,
+        contact: {
+          pubGruu: undefined,
+          tempGruu: undefined,
+          uri: contactUri,
+          toString: () => `<${contactUri.toString()}>`,
+        },
+        displayName: '',
+        loggerFactory,
+        hackViaTcp: false,
+        routeSet: [],
+        sipjsId: randomBytes(3).toString('hex'),
+        supportedOptionTags: [],
+        supportedOptionTagsResponse: [],
+        userAgentHeaderFieldValue: USER_AGENT,
+        viaForceRport: true,
+        viaHost: `${host}:${port}`,
+        authenticationFactory: () => undefined,
+        transportAccessor: () => sipTransport,
+      },
+      { onInvite: (request) => void this.onInvite(request) },
+    );
+  }
+
+  private onRequest(message: Core.IncomingRequestMessage, source: SipSource): void {
+    this.sources.set(message, source);
+    // The core refuses (404) a Request-URI whose user is not its address-of-record (RFC 3261
+    // §8.2.2.1). We serve every user and route by application ourselves, so the core's AOR takes
+    // the request's user for the synchronous hand-over.
+    const aor = this.aors.get(source.transport);
+    if (aor && message.ruri?.user !== undefined) aor.user = message.ruri.user;
+    try {
+      this.core(source.transport).receiveIncomingRequestFromTransport(message);
+    } catch (err) {
+      this.logger.warn({ err, method: message.method }, 'SIP request failed in the core');
+    }
+  }
+
+  private reject(
+    request: Core.IncomingInviteRequest,
+    statusCode: number,
+    reason: string,
+    extraHeaders: string[] = [],
+  ): void {
+    this.stats.rejected[statusCode] = (this.stats.rejected[statusCode] ?? 0) + 1;
+    this.logger.info({ callId: request.message.callId, statusCode, reason }, 'INVITE rejected');
+    try {
+      request.reject({
+        statusCode,
+        extraHeaders: [...extraHeaders, `Warning: 399 callstream "${reason.replace(/["\r\n]/g, "'")}"`],
+      });
+    } catch {
+      // the transaction already ended (CANCEL raced us)
+    }
+  }
+
+  /** Routes a called user to an application (config `applications`, `defaultApplication`). */
+  route(calledUser: string): Config['applications'][number] | null {
+    const apps = this.runtime.config.applications;
+    const normal = (s: string) => s.replace(/^\+/, '');
+    const hit = apps.find((a) => a.numbers.some((n) => normal(n) === normal(calledUser)));
+    if (hit) return hit;
+    const def = this.runtime.config.defaultApplication;
+    return def ? (apps.find((a) => a.name === def) ?? null) : null;
+  }
+
+  private async onInvite(request: Core.IncomingInviteRequest): Promise<void> {
+    const message = request.message;
+    const source = this.sources.get(message);
+    this.stats.invites++;
+    if (this.closing) return this.reject(request, 503, 'shutting down');
+    if (this.allow && source && !this.allow.check(source.address, isIPv4(source.address) ? 'ipv4' : 'ipv6')) {
+      return this.reject(request, 403, `source ${source.address} is not allowed`);
+    }
+    if (this.auth) {
+      const check = this.auth.verify('INVITE', message.getHeader('authorization'));
+      if (!check.ok) {
+        if (check.reason !== 'missing')
+          this.logger.warn(
+            { callId: message.callId, reason: check.reason },
+            'SIP digest authentication failed',
+          );
+        return this.reject(request, 401, `authentication required (${check.reason})`, [
+          `WWW-Authenticate: ${this.auth.challenge(check.stale)}`,
+        ]);
+      }
+    }
+    const calledUser = message.ruri?.user ?? message.to.uri.user ?? '';
+    const appConfig = this.route(calledUser);
+    if (!appConfig) return this.reject(request, 404, `no application takes calls to "${calledUser}"`);
+    const contentType = (message.getHeader('content-type') ?? '').toLowerCase();
+    if (!message.body || !contentType.startsWith('application/sdp')) {
+      return this.reject(request, 488, 'an SDP offer in the INVITE is required');
+    }
+
+    const holder: { leg: SipLeg | null; call: Call | null; notes: Set<string> } = {
+      leg: null,
+      call: null,
+      notes: new Set(),
+    };
+    let rtp: RtpSession;
+    const sip = this.runtime.config.sip;
+    try {
+      rtp = await RtpSession.open(
+        {
+          clock: this.runtime.clock,
+          host: sip.host,
+          portMin: sip.rtpPortMin,
+          portMax: sip.rtpPortMax,
+          reorderPackets: sip.reorderPackets,
+          timeoutMs: sip.rtpTimeoutMs,
+          rtcpIntervalMs: sip.rtcpIntervalMs,
+        },
+        {
+          onFrame: (f, at) => holder.leg?.frame(f, at),
+          onDtmf: (d, at) => holder.leg?.dtmf(d, at),
+          onTimeout: () => holder.leg?.mediaTimeout(),
+          onReject: (reason, from) => {
+            // The first rejection of each kind goes to the call's debug log; all are counted.
+            if (holder.notes.has(reason)) return;
+            holder.notes.add(reason);
+            const text = `RTP packet from ${from} dropped: ${reason}`;
+            if (holder.call) holder.call.debugLog.add('warning', `rtp_${reason}`, text);
+            else this.logger.debug({ sipCallId: message.callId }, text);
+          },
+        },
+      );
+    } catch (err) {
+      return this.reject(request, 503, (err as Error).message);
+    }
+    const local: LocalMedia = {
+      address: this.address,
+      port: rtp.port,
+      sessionId: randomInt(1, 2 ** 31),
+      sessionVersion: 1,
+    };
+    const negotiated = answerOffer(message.body, local);
+    if (!negotiated.ok) {
+      rtp.close();
+      return this.reject(request, negotiated.status, negotiated.reason);
+    }
+    rtp.setMedia(negotiated.media);
+
+    let cancelled = false;
+    request.delegate = {
+      onCancel: () => {
+        cancelled = true;
+        this.stats.cancelled++;
+        rtp.close();
+        this.reject(request, 487, 'request terminated by CANCEL');
+      },
+    };
+    try {
+      request.progress({ statusCode: 180 });
+    } catch {
+      rtp.close();
+      return;
+    }
+
+    const info: CallInfo = {
+      callId: crypto.randomUUID(),
+      from: partyOf(message.from.uri),
+      to: calledUser,
+      direction: 'inbound',
+    };
+    const params: Record<string, string> = { CallerName: message.from.displayName ?? '' };
+    for (const [name, values] of Object.entries(message.headers as Record<string, Array<{ raw: string }>>)) {
+      if (/^x-/i.test(name) && values[0]) params[`SIP-H-${name}`] = values[0].raw;
+    }
+    const method = (m: string) => (m === 'GET' ? 'GET' : 'POST') as 'GET' | 'POST';
+    const app: XmlApplication = {
+      answer: { url: appConfig.answerUrl, method: method(appConfig.answerMethod) },
+      fallback: appConfig.fallbackUrl
+        ? { url: appConfig.fallbackUrl, method: method(appConfig.fallbackMethod) }
+        : null,
+      hangup: appConfig.hangupUrl
+        ? { url: appConfig.hangupUrl, method: method(appConfig.hangupMethod) }
+        : null,
+      params,
+    };
+    const doc = await fetchAnswerDocument(this.runtime, info, app);
+    if (cancelled) return;
+    if (!doc.ok) {
+      rtp.close();
+      this.logger.warn({ callId: info.callId, errors: doc.errors }, 'answer URL failed; call not answered');
+      return this.reject(request, 480, `answer URL failed: ${doc.errors.at(-1) ?? 'unknown'}`);
+    }
+    if (this.closing) {
+      rtp.close();
+      return this.reject(request, 503, 'shutting down');
+    }
+    let session: Core.Session;
+    try {
+      session = request.accept({
+        statusCode: 200,
+        body: { contentDisposition: 'session', contentType: 'application/sdp', content: negotiated.sdp },
+      }).session;
+    } catch (err) {
+      rtp.close();
+      this.logger.warn({ err, callId: info.callId }, 'INVITE could not be answered');
+      return;
+    }
+    this.stats.answered++;
+    const leg = new SipLeg(negotiated.codec, session, rtp, local, {
+      onClosed: (l) => {
+        this.legs.delete(l.callId);
+        this.transport.forget(l.callId);
+      },
+      onNote: (level, code, text) => call.debugLog.add(level, code, text),
+    });
+    holder.leg = leg;
+    this.legs.set(leg.callId, leg);
+    const call = this.runtime.newCall(leg, info);
+    holder.call = call;
+    call.debugLog.add(
+      'info',
+      'sip_answered',
+      `SIP call ${message.callId} from ${source ? `${source.transport}:${source.address}:${source.port}` : '?'}, ${negotiated.codec.name}, RTP ${rtp.port} ⇄ ${negotiated.media.remoteAddress}:${negotiated.media.remotePort}`,
+    );
+    const xml = new XmlSession(this.runtime, call, app);
+    this.runtime.xmlSessions.set(info.callId, xml);
+    void xml.run(doc.elements).finally(() => this.runtime.xmlSessions.delete(info.callId));
+  }
+
+  /** Stops taking calls, hangs up live SIP legs (BYE), closes sockets. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const leg of [...this.legs.values()]) leg.hangup('SHUTDOWN');
+    // Give the BYEs a moment to leave before the sockets close.
+    await new Promise((r) => setTimeout(r, 50));
+    for (const core of this.cores.values()) core.dispose();
+    await this.transport.close();
+  }
+}
+
+/** Plivo's From/To: the user part for numbers, else the SIP URI. */
+function partyOf(uri: URI): string {
+  const user = uri.user ?? '';
+  return /^\+?\d+$/.test(user) ? user : uri.toString();
+}

@@ -1,0 +1,102 @@
+/**
+ * Runs sipp (Debian `sip-tester`) as a real SIP peer: scenario templates with `{{name}}`
+ * placeholders are filled in, written to a temp dir, and run for one call on loopback.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Options of {@link runSipp}. */
+export interface SippOptions {
+  /** Scenario template path. */
+  scenario: string;
+  /** Placeholder values. */
+  vars?: Record<string, string | number>;
+  /** Target `host:port`. */
+  target: string;
+  /** Request-URI user (`-s`). */
+  service?: string;
+  /** `u1` (UDP) or `t1` (TCP). */
+  transport?: 'u1' | 't1';
+  /** sipp's own SIP port (0 = let sipp choose). */
+  localPort?: number;
+  /** Wall-clock limit, ms. */
+  timeoutMs?: number;
+  /** Extra arguments. */
+  args?: string[];
+}
+
+/** What sipp did. */
+export interface SippResult {
+  /** 0 = all calls succeeded, 1 = at least one failed, others = fatal. */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** Contents of the error trace (`-trace_err`), empty when none. */
+  errors: string;
+}
+
+/** True if sipp is installed. */
+export function sippAvailable(): boolean {
+  return existsSync('/usr/bin/sipp');
+}
+
+/**
+ * Runs one sipp call.
+ * @throws Error if sipp cannot be spawned or exceeds `timeoutMs`
+ */
+export async function runSipp(o: SippOptions): Promise<SippResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-sipp-'));
+  let text = readFileSync(o.scenario, 'utf8');
+  for (const [k, v] of Object.entries(o.vars ?? {})) text = text.replaceAll(`{{${k}}}`, String(v));
+  const scenario = join(dir, 'scenario.xml');
+  writeFileSync(scenario, text);
+  const errFile = join(dir, 'errors.log');
+  const args = [
+    o.target,
+    '-sf',
+    scenario,
+    '-m',
+    '1',
+    '-i',
+    '127.0.0.1',
+    '-mi',
+    '127.0.0.1',
+    '-p',
+    String(o.localPort ?? 0),
+    '-s',
+    o.service ?? 'callstream',
+    '-t',
+    o.transport ?? 'u1',
+    '-trace_err',
+    '-error_file',
+    errFile,
+    '-timeout',
+    `${Math.ceil((o.timeoutMs ?? 30000) / 1000)}s`,
+    '-timeout_error',
+    '-nostdin',
+    ...(o.args ?? []),
+  ];
+  const child = spawn('/usr/bin/sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exitCode = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(
+      () => {
+        child.kill('SIGKILL');
+        reject(new Error(`sipp did not finish in ${o.timeoutMs ?? 30000} ms\n${stderr}`));
+      },
+      (o.timeoutMs ?? 30000) + 5000,
+    );
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve(code ?? -1);
+    });
+  });
+  const errors = existsSync(errFile) ? readFileSync(errFile, 'utf8') : '';
+  return { exitCode, stdout, stderr, errors };
+}
