@@ -10,6 +10,7 @@ import { Call, type CallInfo } from './call/call.js';
 import type { CallLeg } from './call/call-leg.js';
 import { USER_AGENT } from './version.js';
 import type { XmlSession } from './xml/interpreter.js';
+import { SpeechSynthesizer } from './media/tts.js';
 
 /** The running pieces shared by every call. */
 export interface Runtime {
@@ -20,6 +21,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** Creates a call on a leg. */
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
+  /** Text to speech for `<Speak>` (worker thread, started on first use). */
+  readonly speech: SpeechSynthesizer;
   /** Running XML call flows by CallUUID (transfer finds them here). */
   readonly xmlSessions: Map<string, XmlSession>;
   /** Subscribes to call creation (records, metrics). */
@@ -55,6 +58,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     ...(overrides.outbox ? { outbox: overrides.outbox } : {}),
   });
   const calls = new Set<Call>();
+  const speech = new SpeechSynthesizer();
   const callListeners: Array<(call: Call) => void> = [];
   return {
     config,
@@ -63,6 +67,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     callbacks,
     logger,
     xmlSessions: new Map(),
+    speech,
     newCall(leg, info) {
       const call = new Call(
         { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger },
@@ -80,6 +85,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     async close() {
       for (const c of calls) c.hangup('SHUTDOWN', { shutdown: true });
       callbacks.close();
+      await speech.close();
     },
   };
 }

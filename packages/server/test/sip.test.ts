@@ -15,11 +15,21 @@ import { createRuntime, parseConfig, type Runtime } from '../src/index.js';
 import { SipServer } from '../src/ingress/sip/sip-server.js';
 import { readWav } from '../src/media/wav.js';
 import { g711Encode } from '../src/media/g711.js';
-import { TestWsApp, runSipp, writeRtpPcap, mulawToRtpPackets } from '../src/testing/index.js';
+import {
+  TestWsApp,
+  TestSipPeer,
+  bestLagCorrelation,
+  runSipp,
+  pcapPlays,
+  writeRtpPcap,
+  mulawToRtpPackets,
+} from '../src/testing/index.js';
+import { g711Decode } from '../src/media/g711.js';
 import { until } from './helpers.js';
 
 const SCENARIOS = new URL('./sipp/', import.meta.url).pathname;
 const TOKEN = 'sip-test-token-123';
+const SLOW = '';
 
 /** An answer URL server: returns `xml()` and records every request's parameters. */
 class AnswerServer {
@@ -55,10 +65,13 @@ const dir = mkdtempSync(join(tmpdir(), 'cs-sip-'));
 
 before(async () => {
   app = await TestWsApp.start();
-  answers = new AnswerServer(
-    () =>
-      `<Response><Stream keepCallAlive="true" contentType="audio/x-mulaw;rate=8000" extraHeaders="who=sipp">${app.url()}</Stream></Response>`,
-  );
+  answers = new AnswerServer((path) => {
+    if (path === '/flow')
+      return `<Response><Speak>Welcome to the flow test.</Speak><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">${app.url('/flow')}</Stream><Speak voice="MAN">Goodbye now.</Speak></Response>`;
+    if (path === '/slow') return SLOW;
+    if (path === '/hangup-after-wait') return '<Response><Wait length="1"/><Hangup/></Response>';
+    return `<Response><Stream keepCallAlive="true" contentType="audio/x-mulaw;rate=8000" extraHeaders="who=sipp">${app.url()}</Stream></Response>`;
+  });
   await answers.start();
   const config = parseConfig({
     authToken: TOKEN,
@@ -71,6 +84,13 @@ before(async () => {
         hangupUrl: answers.url('/hangup'),
         numbers: ['5550100'],
       },
+      {
+        name: 'flow',
+        answerUrl: answers.url('/flow'),
+        hangupUrl: answers.url('/flow-hangup'),
+        numbers: ['5550200'],
+      },
+      { name: 'hangup', answerUrl: answers.url('/hangup-after-wait'), numbers: ['5550300'] },
     ],
     defaultApplication: 'bot',
   });
@@ -93,7 +113,7 @@ test('sipp call: real speech as μ-law RTP reaches the WebSocket app bit-exact; 
   const before = app.connections.length;
   const result = await runSipp({
     scenario: join(SCENARIOS, 'uac-pcap.xml'),
-    vars: { pcap, holdMs: 3600 },
+    vars: { plays: pcapPlays([[pcap, 3600]]) },
     target: `127.0.0.1:${sip.port}`,
     service: '5550100',
   });
@@ -134,4 +154,112 @@ test('sipp call: real speech as μ-law RTP reaches the WebSocket app bit-exact; 
   const hangup = answers.requests.find((r) => r.path === '/hangup')!;
   assert.equal(hangup.params.get('HangupCause'), 'NORMAL_CLEARING');
   assert.ok(Number(hangup.params.get('Duration')) >= 3);
+});
+
+test('sipp call: RFC 4733 pcaps from sip-tester become one dtmf event per key press', async () => {
+  const digits = ['1', '5', '9', '0', 'star', 'pound'];
+  // Media (and DTMF) begin after the stream's `start` (protocol.md §3.2): lead with 600 ms of audio.
+  const lead = join(dir, 'lead.pcap');
+  writeRtpPcap(lead, mulawToRtpPackets(speechMulaw.subarray(0, 8000 * 0.6)));
+  const before = app.connections.length;
+  const result = await runSipp({
+    scenario: join(SCENARIOS, 'uac-pcap.xml'),
+    vars: {
+      plays: pcapPlays([
+        [lead, 700],
+        ...digits.map((d): [string, number] => [`/usr/share/sip-tester/dtmf_2833_${d}.pcap`, 400]),
+      ]),
+    },
+    target: `127.0.0.1:${sip.port}`,
+    service: '5550100',
+  });
+  assert.equal(result.exitCode, 0, `sipp failed:\n${result.errors}\n${result.stderr}`);
+  await until(() => app.connections.length > before && app.connections.at(-1)!.closed, 'stream closed');
+  const dtmf = app.connections
+    .at(-1)!
+    .messages.filter((m) => m.event === 'dtmf')
+    .map((m) => m.dtmf.digit);
+  assert.deepEqual(dtmf, ['1', '5', '9', '0', '*', '#']);
+});
+
+test('XML flow over SIP: Speak → Stream(keepCallAlive) with playAudio → Speak after the app closes → BYE; hangup URL once', async () => {
+  const peer = await TestSipPeer.start();
+  try {
+    const call = await peer.call({ host: '127.0.0.1', port: sip.port }, { user: '5550200' });
+    assert.equal(await call.final, 200);
+    const answeredAt = performance.now();
+    void call.sendAudio(new Uint8Array(0)); // silence keeps the RTP inactivity timer quiet
+    const before = app.connections.length;
+    await until(
+      () =>
+        app.connections.length > before && app.connections.at(-1)!.messages.some((m) => m.event === 'start'),
+      'stream start',
+      15000,
+    );
+    const conn = app.connections.at(-1)!;
+    // The app plays 2 s of speech, marks it, and closes its socket when it has been played.
+    const reply = speechMulaw.subarray(8000, 8000 * 3);
+    conn.socket.send(
+      JSON.stringify({
+        event: 'playAudio',
+        media: {
+          contentType: 'audio/x-mulaw',
+          sampleRate: 8000,
+          payload: Buffer.from(reply).toString('base64'),
+        },
+      }),
+    );
+    conn.socket.send(
+      JSON.stringify({ event: 'checkpoint', streamId: conn.messages[0]!.start.streamId, name: 'reply' }),
+    );
+    await until(() => conn.messages.some((m) => m.event === 'playedStream'), 'checkpoint played', 10000);
+    const closedAt = performance.now();
+    conn.socket.close();
+    assert.equal(await call.ended, 'bye-from-server');
+    const callMs = call.byeAt! - answeredAt;
+
+    // The caller heard: prompt 1, then the app's audio (correlation ≥ 0.99), then prompt 2 — the
+    // second prompt only after the stream ended.
+    const audio = call.received.filter((p) => p.payloadType === 0);
+    const pcm = g711Decode('mulaw', Buffer.concat(audio.map((p) => p.payload)));
+    const ref = g711Decode('mulaw', reply);
+    const r = bestLagCorrelation(ref, pcm, pcm.length - ref.length);
+    assert.ok(r.correlation >= 0.99, `playAudio correlation ${r.correlation.toFixed(4)}`);
+    const prompt2 = await runtime.speech.synthesize(
+      'Goodbye now.',
+      { language: 'en-US', voice: 'MAN' },
+      8000,
+    );
+    const p2 = bestLagCorrelation(prompt2, pcm, pcm.length - prompt2.length);
+    assert.ok(p2.correlation >= 0.95, `second prompt found (correlation ${p2.correlation.toFixed(4)})`);
+    const p2FirstPacket = audio[Math.floor(p2.lag / 160)]!;
+    assert.ok(p2FirstPacket.at >= closedAt, 'second prompt arrives only after the stream ended');
+    assert.ok(p2.lag > r.lag + ref.length, 'second prompt after the app audio');
+    const prompt1 = await runtime.speech.synthesize(
+      'Welcome to the flow test.',
+      { language: 'en-US', voice: 'WOMAN' },
+      8000,
+    );
+    const p1 = bestLagCorrelation(prompt1, pcm, r.lag);
+    assert.ok(
+      p1.correlation >= 0.95 && p1.lag < r.lag,
+      `first prompt before the app audio (${p1.correlation.toFixed(4)})`,
+    );
+    // RTP headers: one SSRC, consecutive sequence numbers, timestamps +160 per packet.
+    for (let i = 1; i < audio.length; i++) {
+      assert.equal(audio[i]!.ssrc, audio[0]!.ssrc);
+      assert.equal((audio[i]!.sequenceNumber - audio[i - 1]!.sequenceNumber) & 0xffff, 1);
+      assert.equal((audio[i]!.timestamp - audio[i - 1]!.timestamp) >>> 0, 160);
+    }
+    assert.equal(audio[0]!.marker, true);
+
+    await until(() => answers.requests.some((q) => q.path === '/flow-hangup'), 'hangup URL called');
+    await new Promise((res) => setTimeout(res, 300));
+    const hangups = answers.requests.filter((q) => q.path === '/flow-hangup');
+    assert.equal(hangups.length, 1);
+    assert.equal(Number(hangups[0]!.params.get('Duration')), Math.round(callMs / 1000));
+    call.close();
+  } finally {
+    peer.close();
+  }
 });

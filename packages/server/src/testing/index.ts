@@ -10,3 +10,4 @@ export * from './audio-compare.js';
 export * from './audio-quality.js';
 export * from './pcap.js';
 export * from './sipp.js';
+export * from './sip-peer.js';

@@ -37,6 +37,19 @@ export interface SippResult {
   errors: string;
 }
 
+/**
+ * Scenario XML that plays pcaps in order, pausing after each: `[['a.pcap', 3000], ['b.pcap', 400]]`.
+ * sipp's `play_pcap_audio` returns at once, so each pause must cover its pcap's length.
+ */
+export function pcapPlays(plays: Array<[string, number]>): string {
+  return plays
+    .map(
+      ([file, ms]) =>
+        `<nop><action><exec play_pcap_audio="${file}"/></action></nop>\n  <pause milliseconds="${ms}"/>`,
+    )
+    .join('\n  ');
+}
+
 /** True if sipp is installed. */
 export function sippAvailable(): boolean {
   return existsSync('/usr/bin/sipp');

@@ -4,8 +4,7 @@
  * being call-scoped, survive); when the last element completes the call is hung up; the hangup URL
  * is called (signed, through the durable callback outbox) when the call ends.
  *
- * Not yet: `<Speak>` (no TTS engine is installed, so it is skipped with a warning as §1.3 allows)
- * and MP3 in `<Play>` (WAV only).
+ * `<Speak>` uses eSpeak NG (media/tts.ts). Not yet: MP3 in `<Play>` (WAV, raw μ-law and L16 only).
  */
 import {
   isHttpUrl,
@@ -19,6 +18,7 @@ import type { Call, CallInfo, OutboundSource } from '../call/call.js';
 import type { Clock } from '../clock/clock.js';
 import { resampleOnce } from '../media/resample.js';
 import { readWav } from '../media/wav.js';
+import { g711Decode } from '../media/g711.js';
 import { USER_AGENT } from '../version.js';
 import { fetchDocument, type DocumentSource, type FetchDocumentResult } from './fetch-document.js';
 
@@ -263,8 +263,7 @@ export class XmlSession {
       case 'Play':
         return this.play(el);
       case 'Speak':
-        this.warn('element_skipped', '<Speak> skipped: no text-to-speech engine is installed in this build');
-        return;
+        return this.speak(el);
       default:
         this.warn('element_skipped', `<${el.name}> is not supported; skipped`);
     }
@@ -291,10 +290,41 @@ export class XmlSession {
     return { first, all };
   }
 
+  private loopCount(el: XmlElement): number {
+    const raw = el.attributes.loop;
+    const n = raw === undefined ? 1 : Number(raw);
+    if (Number.isInteger(n) && n >= 0) return n;
+    this.warn('attribute_invalid', `<${el.name} loop="${raw}"> must be a non-negative integer; using 1`);
+    return 1;
+  }
+
+  /** `<Speak>`: text to speech (eSpeak NG on a worker thread), then played like `<Play>`. */
+  private async speak(el: XmlElement): Promise<void> {
+    const voiceAttr = (el.attributes.voice ?? 'WOMAN').toUpperCase();
+    const voice = voiceAttr === 'MAN' ? 'MAN' : 'WOMAN';
+    if (voiceAttr !== 'MAN' && voiceAttr !== 'WOMAN')
+      this.warn(
+        'attribute_ignored',
+        `<Speak voice="${el.attributes.voice}"> is not WOMAN or MAN; using WOMAN`,
+      );
+    const language = el.attributes.language ?? 'en-US';
+    let samples: Int16Array;
+    try {
+      samples = await this.interruptible(
+        this.runtime.speech.synthesize(el.text, { language, voice }, this.call.leg.codec.sampleRate),
+      );
+    } catch (e) {
+      if (e instanceof Interrupted) throw e;
+      this.warn('speak_failed', `<Speak>: ${(e as Error).message}; skipped`);
+      return;
+    }
+    await this.playSamples(samples, this.loopCount(el));
+  }
+
+  /** `<Play>`: WAV (any rate), or raw μ-law / L16 by Content-Type, from an http(s) URL. */
   private async play(el: XmlElement): Promise<void> {
     const url = el.text.trim();
-    const loopAttr = el.attributes.loop === undefined ? 1 : Number(el.attributes.loop);
-    const loop = Number.isInteger(loopAttr) && loopAttr >= 0 ? loopAttr : 1;
+    const loop = this.loopCount(el);
     if (!isHttpUrl(url)) {
       this.warn('play_failed', `<Play> needs an http(s) URL, got "${url.slice(0, 200)}"; skipped`);
       return;
@@ -308,21 +338,31 @@ export class XmlSession {
         }),
       );
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const wav = readWav(Buffer.from(await res.arrayBuffer()));
+      const body = Buffer.from(await res.arrayBuffer());
+      const audio = decodePlayAudio(body, res.headers.get('content-type') ?? '');
       const rate = this.call.leg.codec.sampleRate;
-      samples = wav.sampleRate === rate ? wav.samples : resampleOnce(wav.samples, wav.sampleRate, rate);
+      samples =
+        audio.sampleRate === rate ? audio.samples : resampleOnce(audio.samples, audio.sampleRate, rate);
     } catch (e) {
       if (e instanceof Interrupted) throw e;
       this.warn('play_failed', `<Play> ${url}: ${(e as Error).message}; skipped`);
       return;
     }
+    await this.playSamples(samples, loop);
+  }
+
+  /** Plays PCM at the call rate into the outbound track `loop` times (0 = until interrupted). */
+  private async playSamples(samples: Int16Array, loop: number): Promise<void> {
     let offset = 0;
     let played = 0;
     let finish!: () => void;
     const done = new Promise<void>((r) => (finish = r));
     const source: OutboundSource = {
       pull(frame) {
-        if (samples.length === 0) return false;
+        if (samples.length === 0) {
+          finish();
+          return false;
+        }
         let p = 0;
         while (p < frame.length) {
           if (offset >= samples.length) {
@@ -365,4 +405,42 @@ export class XmlSession {
       },
     });
   }
+}
+
+/**
+ * Decodes `<Play>` audio: a RIFF/WAVE file whatever the Content-Type, else raw audio named by the
+ * Content-Type — `audio/basic` / `audio/x-mulaw` / `audio/pcmu` (μ-law 8 kHz), `audio/x-alaw` /
+ * `audio/pcma`, `audio/x-l16;rate=N` (little-endian, as on our WebSocket) or `audio/l16;rate=N`
+ * (network order, RFC 2586).
+ * @throws Error naming the unsupported type (MP3 and others)
+ */
+export function decodePlayAudio(
+  body: Buffer,
+  contentType: string,
+): { samples: Int16Array; sampleRate: number } {
+  if (
+    body.length >= 12 &&
+    body.toString('latin1', 0, 4) === 'RIFF' &&
+    body.toString('latin1', 8, 12) === 'WAVE'
+  ) {
+    const wav = readWav(body);
+    return { samples: wav.samples, sampleRate: wav.sampleRate };
+  }
+  const type = contentType.toLowerCase();
+  const rate = Number(/rate=(\d+)/.exec(type)?.[1] ?? 8000);
+  if (/^audio\/(basic|x-mulaw|mulaw|pcmu)\b/.test(type))
+    return { samples: g711Decode('mulaw', body), sampleRate: 8000 };
+  if (/^audio\/(x-alaw|alaw|pcma)\b/.test(type))
+    return { samples: g711Decode('alaw', body), sampleRate: 8000 };
+  if (/^audio\/(x-l16|l16)\b/.test(type)) {
+    if (!(rate >= 8000 && rate <= 48000)) throw new Error(`L16 rate ${rate} is outside 8000-48000 Hz`);
+    const n = body.length >> 1;
+    const samples = new Int16Array(n);
+    const bigEndian = type.startsWith('audio/l16');
+    for (let i = 0; i < n; i++) samples[i] = bigEndian ? body.readInt16BE(2 * i) : body.readInt16LE(2 * i);
+    return { samples, sampleRate: rate };
+  }
+  throw new Error(
+    `unsupported audio (Content-Type "${contentType || 'none'}"; WAV, μ-law, A-law and L16 are supported)`,
+  );
 }
