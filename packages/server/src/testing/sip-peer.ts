@@ -106,13 +106,14 @@ export class PeerCall {
   onMessage(m: Core.IncomingRequestMessage | Core.IncomingResponseMessage): void {
     if (m instanceof Core.IncomingResponseMessage) {
       const method = m.cseq ? m.method : '';
-      this.responses.push(m.statusCode);
+      const status = m.statusCode ?? 0;
+      this.responses.push(status);
       const waiter = this.pendingRequests.get(`${m.cseq} ${method}`);
       if (method === 'INVITE') {
-        if (m.statusCode >= 200) {
+        if (status >= 200) {
           if (m.toTag) this.toTag = m.toTag;
           this.sendAck(m);
-          if (m.statusCode < 300) {
+          if (status < 300) {
             this.remoteSdp = m.body;
             const c = /c=IN IP4 (\S+)/.exec(m.body)?.[1];
             const port = /m=audio (\d+)/.exec(m.body)?.[1];
@@ -120,13 +121,13 @@ export class PeerCall {
             const contact = m.getHeader('contact');
             this.remoteTarget = /<([^>]+)>/.exec(contact ?? '')?.[1] ?? '';
           } else this.resolveEnded('rejected');
-          this.resolveFinal(m.statusCode);
+          this.resolveFinal(status);
         }
         return;
       }
-      if (waiter && m.statusCode >= 200) {
+      if (waiter && status >= 200) {
         this.pendingRequests.delete(`${m.cseq} ${method}`);
-        waiter(m.statusCode);
+        waiter(status);
       }
       return;
     }
@@ -157,7 +158,7 @@ export class PeerCall {
 
   private sendAck(response: Core.IncomingResponseMessage): void {
     // 2xx: a new transaction to the remote target; non-2xx: same branch (RFC 3261 §17.1.1.3).
-    const ok = response.statusCode < 300;
+    const ok = (response.statusCode ?? 0) < 300;
     const branch = ok ? newBranch() : this.inviteBranch;
     const contact = /<([^>]+)>/.exec(response.getHeader('contact') ?? '')?.[1];
     const ruri = ok && contact ? contact : `sip:${this.options.user}@${this.target.host}:${this.target.port}`;
