@@ -29,7 +29,6 @@ import { until } from './helpers.js';
 
 const SCENARIOS = new URL('./sipp/', import.meta.url).pathname;
 const TOKEN = 'sip-test-token-123';
-const SLOW = '';
 
 /** An answer URL server: returns `xml()` and records every request's parameters. */
 class AnswerServer {
@@ -40,7 +39,8 @@ class AnswerServer {
     this.server = http.createServer((req, res) => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
+      req.on('end', async () => {
+        if (req.url === '/slow') await new Promise((r) => setTimeout(r, 3000));
         this.requests.push({ path: req.url ?? '', params: new URLSearchParams(body), headers: req.headers });
         res.writeHead(200, { 'content-type': 'application/xml' });
         res.end(this.xml(req.url ?? ''));
@@ -68,7 +68,6 @@ before(async () => {
   answers = new AnswerServer((path) => {
     if (path === '/flow')
       return `<Response><Speak>Welcome to the flow test.</Speak><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">${app.url('/flow')}</Stream><Speak voice="MAN">Goodbye now.</Speak></Response>`;
-    if (path === '/slow') return SLOW;
     if (path === '/hangup-after-wait') return '<Response><Wait length="1"/><Hangup/></Response>';
     return `<Response><Stream keepCallAlive="true" contentType="audio/x-mulaw;rate=8000" extraHeaders="who=sipp">${app.url()}</Stream></Response>`;
   });
@@ -91,6 +90,7 @@ before(async () => {
         numbers: ['5550200'],
       },
       { name: 'hangup', answerUrl: answers.url('/hangup-after-wait'), numbers: ['5550300'] },
+      { name: 'slow', answerUrl: answers.url('/slow'), numbers: ['5550400'] },
     ],
     defaultApplication: 'bot',
   });
@@ -262,4 +262,40 @@ test('XML flow over SIP: Speak → Stream(keepCallAlive) with playAudio → Spea
   } finally {
     peer.close();
   }
+});
+
+test('sipp: CANCEL before answer gets 200 for the CANCEL and 487 for the INVITE; no call is created', async () => {
+  const calls = sip.stats.answered;
+  const result = await runSipp({
+    scenario: join(SCENARIOS, 'uac-cancel.xml'),
+    target: `127.0.0.1:${sip.port}`,
+    service: '5550400',
+  });
+  assert.equal(result.exitCode, 0, `sipp failed:\n${result.errors}\n${result.stderr}`);
+  assert.equal(sip.stats.cancelled >= 1, true);
+  await new Promise((r) => setTimeout(r, 3200)); // the slow answer URL returns after the CANCEL
+  assert.equal(sip.stats.answered, calls, 'a cancelled INVITE is never answered');
+});
+
+test('sipp: <Hangup> makes the server send BYE (UDP and TCP)', async () => {
+  for (const transport of ['u1', 't1'] as const) {
+    const t0 = Date.now();
+    const result = await runSipp({
+      scenario: join(SCENARIOS, 'uac-recv-bye.xml'),
+      target: `127.0.0.1:${sip.port}`,
+      service: '5550300',
+      transport,
+    });
+    assert.equal(result.exitCode, 0, `sipp (${transport}) failed:\n${result.errors}\n${result.stderr}`);
+    assert.ok(Date.now() - t0 >= 1000, '<Wait length="1"> ran before the BYE');
+  }
+});
+
+test('sipp: OPTIONS is answered 200 with an Allow header listing INVITE', async () => {
+  const result = await runSipp({
+    scenario: join(SCENARIOS, 'uac-options.xml'),
+    target: `127.0.0.1:${sip.port}`,
+    service: 'probe',
+  });
+  assert.equal(result.exitCode, 0, `sipp failed:\n${result.errors}\n${result.stderr}`);
 });
