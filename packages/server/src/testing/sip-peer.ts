@@ -109,6 +109,13 @@ export class PeerCall {
       const status = m.statusCode ?? 0;
       this.responses.push(status);
       const waiter = this.pendingRequests.get(`${m.cseq} ${method}`);
+      if (waiter) {
+        if (status < 200) return;
+        this.pendingRequests.delete(`${m.cseq} ${method}`);
+        if (method === 'INVITE') this.sendAck(m, m.cseq); // re-INVITE
+        waiter(status);
+        return;
+      }
       if (method === 'INVITE') {
         if (status >= 200) {
           if (m.toTag) this.toTag = m.toTag;
@@ -124,10 +131,6 @@ export class PeerCall {
           this.resolveFinal(status);
         }
         return;
-      }
-      if (waiter && status >= 200) {
-        this.pendingRequests.delete(`${m.cseq} ${method}`);
-        waiter(status);
       }
       return;
     }
@@ -156,13 +159,13 @@ export class PeerCall {
     this.peer.sendRaw(lines.join('\r\n'), this.target);
   }
 
-  private sendAck(response: Core.IncomingResponseMessage): void {
+  private sendAck(response: Core.IncomingResponseMessage, cseq = 1): void {
     // 2xx: a new transaction to the remote target; non-2xx: same branch (RFC 3261 §17.1.1.3).
     const ok = (response.statusCode ?? 0) < 300;
     const branch = ok ? newBranch() : this.inviteBranch;
     const contact = /<([^>]+)>/.exec(response.getHeader('contact') ?? '')?.[1];
     const ruri = ok && contact ? contact : `sip:${this.options.user}@${this.target.host}:${this.target.port}`;
-    const lines = [`ACK ${ruri} SIP/2.0`, ...this.headers('ACK', 1, branch), 'Content-Length: 0', '', ''];
+    const lines = [`ACK ${ruri} SIP/2.0`, ...this.headers('ACK', cseq, branch), 'Content-Length: 0', '', ''];
     this.peer.sendRaw(lines.join('\r\n'), this.target);
   }
 

@@ -1,0 +1,330 @@
+/**
+ * SIP policies and bad input: digest authentication (sipp as the authenticating peer), the source
+ * allow list, routing misses, codec refusal, RTP inactivity, re-INVITE hold/unhold and codec change,
+ * RFC 4733 out, and a corpus of malformed SIP and stray RTP that must not disturb a live call.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import pino from 'pino';
+import { createRuntime, parseConfig, type ConfigInput, type Runtime } from '../src/index.js';
+import { SipServer } from '../src/ingress/sip/sip-server.js';
+import { TestSipPeer, TestWsApp, runSipp, type PeerCall } from '../src/testing/index.js';
+import { parseTelephoneEvent } from '../src/ingress/rtp/rfc4733.js';
+import { until } from './helpers.js';
+
+const SCENARIOS = new URL('./sipp/', import.meta.url).pathname;
+
+let app: TestWsApp;
+let answer: http.Server;
+const hangups: URLSearchParams[] = [];
+const servers: Array<{ runtime: Runtime; sip: SipServer }> = [];
+
+function answerUrl(path: string): string {
+  return `http://127.0.0.1:${(answer.address() as AddressInfo).port}${path}`;
+}
+
+async function startSip(sip: ConfigInput['sip'], extra: Partial<ConfigInput> = {}): Promise<SipServer> {
+  const runtime = createRuntime(
+    parseConfig({
+      log: { level: 'silent' },
+      sip: { host: '127.0.0.1', port: 0, rtpPortMin: 32000, rtpPortMax: 32999, ...sip },
+      applications: [
+        { name: 'bot', answerUrl: answerUrl('/answer'), hangupUrl: answerUrl('/hangup'), numbers: ['100'] },
+      ],
+      ...extra,
+    }),
+    { logger: pino({ level: 'silent' }) },
+  );
+  const server = await SipServer.start(runtime);
+  servers.push({ runtime, sip: server });
+  return server;
+}
+
+before(async () => {
+  app = await TestWsApp.start();
+  answer = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      if (req.url === '/hangup') hangups.push(new URLSearchParams(body));
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(
+        `<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">${app.url()}</Stream></Response>`,
+      );
+    });
+  });
+  await new Promise<void>((r) => answer.listen(0, '127.0.0.1', r));
+});
+
+after(async () => {
+  for (const s of servers) {
+    await s.sip.close();
+    await s.runtime.close();
+  }
+  await app.close();
+  await new Promise((r) => answer.close(r));
+});
+
+const target = (s: SipServer) => ({ host: '127.0.0.1', port: s.port });
+
+test('digest authentication: no credentials → 401 with a challenge; sipp authenticates and completes a call', async () => {
+  const s = await startSip({ auth: { realm: 'callstream.test', username: 'alice', password: 's3cret' } });
+  const peer = await TestSipPeer.start();
+  try {
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 401);
+    const sippRun = await runSipp({
+      scenario: join(SCENARIOS, 'uac-auth.xml'),
+      vars: { user: 'alice', password: 's3cret' },
+      target: `127.0.0.1:${s.port}`,
+      service: '100',
+    });
+    assert.equal(sippRun.exitCode, 0, `sipp failed:\n${sippRun.errors}`);
+    assert.equal(s.stats.answered, 1);
+    const wrong = await runSipp({
+      scenario: join(SCENARIOS, 'uac-auth.xml'),
+      vars: { user: 'alice', password: 'wrong' },
+      target: `127.0.0.1:${s.port}`,
+      service: '100',
+      timeoutMs: 5000,
+    });
+    assert.notEqual(wrong.exitCode, 0, 'a wrong password does not get a call');
+    assert.equal(s.stats.answered, 1);
+  } finally {
+    peer.close();
+  }
+});
+
+test('source allow list: an INVITE from outside it gets 403', async () => {
+  const s = await startSip({ allowFrom: ['10.0.0.0/8'] });
+  const peer = await TestSipPeer.start();
+  try {
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 403);
+  } finally {
+    peer.close();
+  }
+});
+
+test('policies on one server: 404 for an unrouted number, 488 for no acceptable codec, BYE after RTP stops', async () => {
+  const s = await startSip({ rtpTimeoutMs: 1000 });
+  const peer = await TestSipPeer.start();
+  try {
+    assert.equal(await (await peer.call(target(s), { user: '999' })).final, 404);
+    const g729 = [
+      'v=0',
+      'o=- 1 1 IN IP4 127.0.0.1',
+      's=-',
+      'c=IN IP4 127.0.0.1',
+      't=0 0',
+      'm=audio 40000 RTP/AVP 18',
+      'a=rtpmap:18 G729/8000',
+      '',
+    ].join('\r\n');
+    assert.equal(await (await peer.call(target(s), { user: '100', sdp: g729 })).final, 488);
+    const srtp = g729.replace('RTP/AVP 18', 'RTP/SAVP 0').replace('G729', 'PCMU');
+    assert.equal(await (await peer.call(target(s), { user: '100', sdp: srtp })).final, 488);
+
+    // A call whose caller never sends RTP is hung up by the server (cause MEDIA_TIMEOUT).
+    const before = hangups.length;
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 200);
+    const t0 = performance.now();
+    assert.equal(await call.ended, 'bye-from-server');
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 1000 && waited < 2500, `BYE after ${waited.toFixed(0)} ms`);
+    await until(() => hangups.length > before, 'hangup URL');
+    assert.equal(hangups.at(-1)!.get('HangupCause'), 'MEDIA_TIMEOUT');
+  } finally {
+    peer.close();
+  }
+});
+
+/** Server RTP packets received by `call` since `since` (performance.now ms). */
+const packetsSince = (call: PeerCall, since: number) => call.received.filter((p) => p.at >= since);
+
+test('re-INVITE: hold stops our RTP, unhold resumes it; a codec the call cannot switch to is refused with 488', async () => {
+  const s = await startSip({});
+  const peer = await TestSipPeer.start();
+  try {
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 200);
+    void call.sendAudio(new Uint8Array(0));
+    await until(() => call.received.length > 10, 'RTP from the server');
+    const sdp = (dir: string, pts = '0 101', map = 'a=rtpmap:0 PCMU/8000') =>
+      [
+        'v=0',
+        'o=peer 1 2 IN IP4 127.0.0.1',
+        's=-',
+        'c=IN IP4 127.0.0.1',
+        't=0 0',
+        `m=audio ${call.rtpPort} RTP/AVP ${pts}`,
+        map,
+        'a=rtpmap:101 telephone-event/8000',
+        `a=${dir}`,
+        '',
+      ].join('\r\n');
+    assert.equal(await call.request('INVITE', sdp('sendonly')), 200);
+    await new Promise((r) => setTimeout(r, 100));
+    const heldAt = performance.now();
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(packetsSince(call, heldAt).length, 0, 'no RTP while held');
+    assert.equal(await call.request('INVITE', sdp('sendrecv')), 200);
+    const resumedAt = performance.now();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(packetsSince(call, resumedAt).length >= 10, 'RTP resumes after unhold');
+    // Only PCMA offered on a PCMU call: refused, the call goes on with PCMU.
+    assert.equal(await call.request('INVITE', sdp('sendrecv', '8 101', 'a=rtpmap:8 PCMA/8000')), 488);
+    const after488 = performance.now();
+    await new Promise((r) => setTimeout(r, 200));
+    const still = packetsSince(call, after488);
+    assert.ok(still.length >= 5 && still.every((p) => p.payloadType === 0), 'PCMU continues');
+    assert.equal(await call.bye(), 200);
+  } finally {
+    peer.close();
+  }
+});
+
+test('sendDTMF from the app goes to the caller as RFC 4733 events (marker on the first, end bit on the last three)', async () => {
+  const s = await startSip({});
+  const peer = await TestSipPeer.start();
+  try {
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 200);
+    void call.sendAudio(new Uint8Array(0));
+    const conns = app.connections.length;
+    await until(
+      () => app.connections.length > conns && app.last.messages.some((m) => m.event === 'start'),
+      'stream start',
+    );
+    app.send(JSON.stringify({ event: 'sendDTMF', dtmf: '7' }));
+    await until(
+      () => call.received.filter((p) => p.payloadType === 101).length >= 4,
+      'RFC 4733 packets',
+      3000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const events = call.received.filter((p) => p.payloadType === 101);
+    const parsed = events.map((p) => parseTelephoneEvent(p.payload)!);
+    assert.ok(parsed.every((e) => e.event === 7));
+    assert.equal(events[0]!.marker, true);
+    assert.ok(
+      events.every((p) => p.timestamp === events[0]!.timestamp),
+      'one event timestamp',
+    );
+    assert.deepEqual(
+      parsed.slice(-3).map((e) => e.end),
+      [true, true, true],
+    );
+    assert.ok(parsed.slice(0, -3).every((e) => !e.end));
+    assert.equal(await call.bye(), 200);
+  } finally {
+    peer.close();
+  }
+});
+
+test('malformed SIP and stray RTP get defined outcomes and do not disturb a live call', async () => {
+  const s = await startSip({});
+  const peer = await TestSipPeer.start();
+  const attacker = await TestSipPeer.start();
+  try {
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 200);
+    void call.sendAudio(new Uint8Array(0));
+    const conns = app.connections.length;
+    await until(
+      () => app.connections.length > conns && app.last.messages.some((m) => m.event === 'media'),
+      'media',
+    );
+    const conn = app.last;
+    const corpusStart = performance.now();
+    const mediaBefore = conn.messages.length;
+
+    const base = (method: string, callId: string, extra: string[] = [], body = '') =>
+      [
+        `${method} sip:100@127.0.0.1:${s.port} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${attacker.port};branch=z9hG4bK${callId}`,
+        `From: <sip:x@127.0.0.1>;tag=1`,
+        `To: <sip:100@127.0.0.1>`,
+        `Call-ID: ${callId}`,
+        `CSeq: 1 ${method}`,
+        `Contact: <sip:x@127.0.0.1:${attacker.port}>`,
+        'Max-Forwards: 70',
+        ...extra,
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n');
+    const t = target(s);
+    const expectReply = async (callId: string, status: number) => {
+      await until(() => attacker.stray.some((m) => m.includes(callId)), `reply for ${callId}`, 3000);
+      const reply = attacker.stray.find((m) => m.includes(callId))!;
+      assert.match(reply, new RegExp(`^SIP/2.0 ${status} `), `${callId}: ${reply.split('\r\n')[0]}`);
+    };
+    // 1. binary garbage: dropped and counted
+    const unparseable = s.transport.stats.unparseable;
+    attacker.sendRaw(Buffer.from(Array.from({ length: 700 }, (_, i) => (i * 131 + 7) & 0xff)), t);
+    // 2. missing Call-ID → 400
+    attacker.sendRaw(base('INVITE', 'nocallid').replace(/^Call-ID:.*\r\n/m, '') + 'X-Tag: nocallid', t);
+    // 3. Content-Length larger than the body → 400
+    attacker.sendRaw(
+      base('INVITE', 'badlen', ['Content-Type: application/sdp'], 'v=0\r\n').replace(
+        'Content-Length: 5',
+        'Content-Length: 500',
+      ),
+      t,
+    );
+    // 4. not SDP at all → 488
+    attacker.sendRaw(base('INVITE', 'badsdp', ['Content-Type: application/sdp'], 'this is not SDP\r\n'), t);
+    // 5. 40 KB header → 513
+    attacker.sendRaw(base('OPTIONS', 'hugehdr', [`X-Huge: ${'a'.repeat(40 * 1024)}`]), t);
+    // 6. unknown method → 405
+    attacker.sendRaw(base('FROB', 'unknownmethod'), t);
+    // 7. INVITE without an SDP body → 488
+    attacker.sendRaw(base('INVITE', 'nosdp'), t);
+    // 8. RTP from an unexpected address to the live call's media port
+    const media = /m=audio (\d+)/.exec(call.remoteSdp)![1]!;
+    const stray = dgram.createSocket('udp4');
+    const rtp = Buffer.alloc(172);
+    rtp[0] = 0x80;
+    for (let i = 0; i < 20; i++) stray.send(rtp, Number(media), '127.0.0.1');
+    stray.send(Buffer.from('garbage'), Number(media), '127.0.0.1');
+
+    await until(() => s.transport.stats.unparseable > unparseable, 'garbage counted');
+    await expectReply('nocallid', 400);
+    await expectReply('badlen', 400);
+    await expectReply('badsdp', 488);
+    await expectReply('hugehdr', 513);
+    await expectReply('unknownmethod', 405);
+    await expectReply('nosdp', 488);
+    stray.close();
+    const leg = [...s.legs.values()][0]!;
+    await until(() => leg.rtp.stats.foreign >= 20, 'stray RTP counted as foreign');
+
+    // The live call was not disturbed: media kept flowing both ways at 20 ms.
+    await new Promise((r) => setTimeout(r, 500));
+    const elapsed = performance.now() - corpusStart;
+    const inbound = conn.messages.slice(mediaBefore).filter((m) => m.event === 'media').length;
+    assert.ok(
+      inbound >= Math.floor(elapsed / 20) - 10,
+      `app got ${inbound} frames in ${elapsed.toFixed(0)} ms`,
+    );
+    const out = packetsSince(call, corpusStart);
+    for (let i = 1; i < out.length; i++) {
+      assert.equal(
+        (out[i]!.sequenceNumber - out[i - 1]!.sequenceNumber) & 0xffff,
+        1,
+        'no RTP lost to the caller',
+      );
+    }
+    assert.equal(s.stats.answered, 1, 'no malformed INVITE became a call');
+    assert.equal(await call.bye(), 200);
+  } finally {
+    peer.close();
+    attacker.close();
+  }
+});
