@@ -5,7 +5,7 @@
  */
 import { WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { StreamSession } from '@callstream/sdk';
+import { StreamSession, echoSession } from '@callstream/sdk';
 
 /** A running echo bot. */
 export interface EchoBot {
@@ -22,26 +22,15 @@ export async function startEchoBot(
   options: { host?: string; port?: number; checkpointEvery?: number } = {},
 ): Promise<EchoBot> {
   const host = options.host ?? '127.0.0.1';
-  const every = options.checkpointEvery ?? 50;
   const wss = new WebSocketServer({ host, port: options.port ?? 0 });
   await new Promise<void>((resolve, reject) => {
     wss.once('listening', resolve);
     wss.once('error', reject);
   });
   const stats = { sessions: 0, framesEchoed: 0, checkpointsAcked: 0 };
-  wss.on('connection', (socket) => {
-    stats.sessions++;
-    const session = new StreamSession(socket);
-    let frames = 0;
-    session.on('media', (e) => {
-      if (e.media.track !== 'inbound') return;
-      session.playAudio(Buffer.from(e.media.payload, 'base64'));
-      stats.framesEchoed++;
-      if (++frames % every === 0) session.checkpoint(`echo-${frames / every}`);
-    });
-    session.on('dtmf', (e) => session.sendDTMF(e.dtmf.digit));
-    session.on('playedStream', () => stats.checkpointsAcked++);
-  });
+  wss.on('connection', (socket) =>
+    echoSession(new StreamSession(socket), stats, { checkpointEvery: options.checkpointEvery ?? 50 }),
+  );
   const port = (wss.address() as AddressInfo).port;
   return {
     url: `ws://${host}:${port}/echo`,

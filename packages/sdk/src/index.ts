@@ -3,5 +3,6 @@
  */
 export * from './stream-session.js';
 export * from './audio.js';
+export * from './echo.js';
 export { verifyV3Request, SIGNATURE_HEADERS } from '@callstream/protocol';
 export type * from '@callstream/protocol';

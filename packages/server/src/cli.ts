@@ -92,6 +92,7 @@ program
   .option('--port <port>', 'HTTP port (overrides config)')
   .option('--sip-port <port>', 'SIP port, UDP and TCP (overrides config)')
   .option('--simulated-calls', 'enable the SimulatedCall REST extension (development and tests)', false)
+  .option('--demo', 'serve the built-in demo app (greeting + echo bot) for calls no application takes', false)
   .action(async (o) => {
     const loaded = loadConfig(o.config);
     const config =
@@ -103,15 +104,20 @@ program
             sip: { ...loaded.sip, ...(o.sipPort === undefined ? {} : { port: Number(o.sipPort) }) },
           });
     const logger = pino({ level: config.log.level });
-    const server = await startServer(config, { logger, simulatedCalls: o.simulatedCalls });
+    const server = await startServer(config, { logger, simulatedCalls: o.simulatedCalls, demo: o.demo });
     if (server.recovery.streams || server.recovery.calls || server.recovery.pendingCallbacks) {
       logger.warn(server.recovery, 'recovered from an unclean stop');
     }
     // One line on stdout that scripts (and tests) can wait for.
-    if (server.sip)
+    if (server.sip) {
       console.log(
         `callstream SIP on ${config.sip.transports.join('+')} ${server.sip.address}:${server.sip.port}`,
       );
+      if (o.demo)
+        console.log(
+          `  demo app: call sip:demo@${server.sip.address}:${server.sip.port} and talk to the echo bot`,
+        );
+    }
     console.log(`callstream listening on ${server.baseUrl} (${server.store.kind})`);
     let stopping = false;
     const stop = (signal: string) => {

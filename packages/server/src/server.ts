@@ -14,6 +14,7 @@ import { Store, type RecoveryReport } from './store/store.js';
 import type { CallbackOutbox } from './callbacks/http-callbacks.js';
 import { systemClock } from './clock/clock.js';
 import { SipServer } from './ingress/sip/sip-server.js';
+import { installDemoApp } from './demo/demo-app.js';
 
 /** A running server. */
 export interface Server {
@@ -34,6 +35,11 @@ export interface Server {
 export interface ServerOptions extends Omit<RuntimeOverrides, 'outbox'> {
   /** Enable the SimulatedCall REST extension. */
   simulatedCalls?: boolean;
+  /**
+   * Serve the built-in demo application (greeting + echo bot) and let it take SIP calls that no
+   * configured application takes.
+   */
+  demo?: boolean;
   logger?: Logger;
 }
 
@@ -89,12 +95,31 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     });
   }
   const http = await buildApi({ runtime, records, metrics, simulatedCalls: options.simulatedCalls ?? false });
+  const localHost =
+    config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  let httpPort = 0;
+  const demo = options.demo ? installDemoApp(http, () => `ws://${localHost}:${httpPort}`) : null;
   await http.listen({ host: config.http.host, port: config.http.port });
   const addr = http.server.address() as AddressInfo;
+  httpPort = addr.port;
   let sip: SipServer | null = null;
   if (config.sip.enabled) {
     try {
-      sip = await SipServer.start(runtime);
+      sip = await SipServer.start(
+        runtime,
+        demo
+          ? {
+              fallbackApplication: {
+                name: 'demo',
+                answerUrl: `http://${localHost}:${httpPort}${demo.answerPath}`,
+                answerMethod: 'POST',
+                fallbackMethod: 'POST',
+                hangupMethod: 'POST',
+                numbers: [],
+              },
+            }
+          : {},
+      );
     } catch (e) {
       await http.close();
       await store.close();
@@ -114,6 +139,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       if (closed) return;
       closed = true;
       await sip?.close();
+      demo?.close();
       await http.close();
       for (const call of records.liveCalls.values()) call.hangup('SHUTDOWN', { shutdown: true });
       await Promise.race([runtime.callbacks.idle(), new Promise((r) => setTimeout(r, drainMs).unref())]);

@@ -27,6 +27,9 @@ import { answerOffer, type LocalMedia } from './sdp.js';
 import { SipLeg } from './sip-leg.js';
 import { SipTransport, type SipSource } from './transport.js';
 
+/** One configured application (config `applications[]`). */
+export type ApplicationConfig = Config['applications'][number];
+
 /** Counters of the SIP server (exported on /metrics by the caller if wanted). */
 export interface SipServerStats {
   invites: number;
@@ -65,6 +68,7 @@ export class SipServer {
   private constructor(
     private readonly runtime: Runtime,
     readonly transport: SipTransport,
+    private readonly fallbackApplication: ApplicationConfig | null,
   ) {
     const sip = runtime.config.sip;
     this.logger = runtime.logger.child({ component: 'sip' });
@@ -85,7 +89,13 @@ export class SipServer {
    * Binds SIP on `config.sip` (port 0 = any; see {@link SipServer.port}).
    * @throws Error if the port cannot be bound
    */
-  static async start(runtime: Runtime): Promise<SipServer> {
+  static async start(
+    runtime: Runtime,
+    options: {
+      /** Takes calls no configured application takes (the built-in demo app of `serve --demo`). */
+      fallbackApplication?: ApplicationConfig;
+    } = {},
+  ): Promise<SipServer> {
     const sip = runtime.config.sip;
     const transport = new SipTransport({
       host: sip.host,
@@ -94,7 +104,7 @@ export class SipServer {
       clock: runtime.clock,
       logger: runtime.logger.child({ component: 'sip-transport' }),
     });
-    const server = new SipServer(runtime, transport);
+    const server = new SipServer(runtime, transport, options.fallbackApplication ?? null);
     await transport.listen({
       onRequest: (message, source) => server.onRequest(message, source),
       onResponse: (message, source) =>
@@ -197,7 +207,8 @@ export class SipServer {
     const hit = apps.find((a) => a.numbers.some((n) => normal(n) === normal(calledUser)));
     if (hit) return hit;
     const def = this.runtime.config.defaultApplication;
-    return def ? (apps.find((a) => a.name === def) ?? null) : null;
+    if (def) return apps.find((a) => a.name === def) ?? null;
+    return this.fallbackApplication;
   }
 
   private async onInvite(request: Core.IncomingInviteRequest): Promise<void> {
