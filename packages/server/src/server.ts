@@ -94,7 +94,21 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       deliveryId: row.delivery_id,
     });
   }
-  const http = await buildApi({ runtime, records, metrics, simulatedCalls: options.simulatedCalls ?? false });
+  let sip: SipServer | null = null;
+  const http = await buildApi({
+    runtime,
+    records,
+    metrics,
+    simulatedCalls: options.simulatedCalls ?? false,
+    ...(config.sip.enabled
+      ? {
+          dial: (o) => {
+            if (!sip) return Promise.reject(new Error('SIP is not started yet'));
+            return sip.dial(o);
+          },
+        }
+      : {}),
+  });
   const localHost =
     config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
   let httpPort = 0;
@@ -102,7 +116,6 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   await http.listen({ host: config.http.host, port: config.http.port });
   const addr = http.server.address() as AddressInfo;
   httpPort = addr.port;
-  let sip: SipServer | null = null;
   if (config.sip.enabled) {
     try {
       sip = await SipServer.start(

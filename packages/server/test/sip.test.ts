@@ -20,6 +20,7 @@ import {
   TestSipPeer,
   bestLagCorrelation,
   runSipp,
+  freeUdpPort,
   pcapPlays,
   writeRtpPcap,
   mulawToRtpPackets,
@@ -61,6 +62,7 @@ let answers: AnswerServer;
 let runtime: Runtime;
 let sip: SipServer;
 let speechMulaw: Uint8Array;
+let outboundTrunkPort = 0;
 const dir = mkdtempSync(join(tmpdir(), 'cs-sip-'));
 
 before(async () => {
@@ -69,13 +71,21 @@ before(async () => {
     if (path === '/flow')
       return `<Response><Speak>Welcome to the flow test.</Speak><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">${app.url('/flow')}</Stream><Speak voice="MAN">Goodbye now.</Speak></Response>`;
     if (path === '/hangup-after-wait') return '<Response><Wait length="1"/><Hangup/></Response>';
+    if (path === '/outbound')
+      return `<Response><Stream contentType="audio/x-mulaw;rate=8000">${app.url('/outbound')}</Stream><Speak>Hello from callstream.</Speak><Wait length="1"/></Response>`;
     return `<Response><Stream keepCallAlive="true" contentType="audio/x-mulaw;rate=8000" extraHeaders="who=sipp">${app.url()}</Stream></Response>`;
   });
   await answers.start();
   const config = parseConfig({
     authToken: TOKEN,
     log: { level: 'silent' },
-    sip: { host: '127.0.0.1', port: 0, rtpPortMin: 31000, rtpPortMax: 31999 },
+    sip: {
+      host: '127.0.0.1',
+      port: 0,
+      rtpPortMin: 31000,
+      rtpPortMax: 31999,
+      trunk: { host: '127.0.0.1', port: (outboundTrunkPort = await freeUdpPort()) },
+    },
     applications: [
       {
         name: 'bot',
@@ -298,4 +308,49 @@ test('sipp: OPTIONS is answered 200 with an Allow header listing INVITE', async 
     service: 'probe',
   });
   assert.equal(result.exitCode, 0, `sipp failed:\n${result.errors}\n${result.stderr}`);
+});
+
+test('outbound: a number dialled through the trunk reaches sipp (UAS, RTP echo); the answer URL runs with Direction=outbound', async () => {
+  const uas = runSipp({
+    builtin: 'uas',
+    localPort: outboundTrunkPort,
+    args: ['-rtp_echo'],
+    timeoutMs: 20000,
+  });
+  await new Promise((r) => setTimeout(r, 300)); // let sipp bind
+  const before = app.connections.length;
+  const callId = crypto.randomUUID();
+  await sip.dial({
+    to: '+15557654321',
+    from: '15550001111',
+    callId,
+    app: {
+      answer: { url: answers.url('/outbound'), method: 'POST' },
+      hangup: { url: answers.url('/outbound-hangup'), method: 'POST' },
+    },
+  });
+  const result = await uas;
+  assert.equal(result.exitCode, 0, `sipp uas failed:\n${result.errors}\n${result.stderr}`);
+  const fetched = answers.requests.find(
+    (r) => r.path === '/outbound' && r.params.get('CallUUID') === callId,
+  )!;
+  assert.equal(fetched.params.get('Direction'), 'outbound');
+  assert.equal(fetched.params.get('To'), '+15557654321');
+  assert.equal(fetched.params.get('CallStatus'), 'in-progress');
+  // sipp echoes our RTP: the stream's inbound track carries the greeting we spoke to it.
+  await until(
+    () => app.connections.length > before && app.connections.at(-1)!.closed,
+    'outbound stream ended',
+    10000,
+  );
+  const media = app.connections.at(-1)!.messages.filter((m) => m.event === 'media');
+  const loud = media.filter((m) =>
+    Buffer.from(m.media.payload as string, 'base64').some((b) => (b & 0x7f) < 0x60),
+  );
+  assert.ok(loud.length >= 25, `echoed speech reached the stream (${loud.length} loud frames)`);
+  await until(() => answers.requests.some((r) => r.path === '/outbound-hangup'), 'hangup URL');
+  assert.equal(
+    answers.requests.find((r) => r.path === '/outbound-hangup')!.params.get('HangupCause'),
+    'NORMAL_CLEARING',
+  );
 });

@@ -9,7 +9,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { isHttpUrl, isUuidV4, newUuid, parseStreamStartBody } from '@callstream/protocol';
-import { XmlSession } from '../xml/interpreter.js';
+import { XmlSession, type XmlApplication } from '../xml/interpreter.js';
+import { CallstreamError } from '../errors.js';
 import type { Runtime } from '../app.js';
 import type { Records } from '../store/records.js';
 import type { Metrics } from './metrics.js';
@@ -23,6 +24,17 @@ export interface ApiDeps {
   metrics: Metrics;
   /** Enables the `SimulatedCall` extension (tests and development without SIP). */
   simulatedCalls?: boolean;
+  /**
+   * Outbound SIP dialling (make call to a SIP URI or a trunk number); absent without SIP ingress.
+   * @throws CallstreamError `invalid_parameters` for an unusable target
+   */
+  dial?: (o: {
+    to: string;
+    from: string;
+    callId: string;
+    app: XmlApplication;
+    ringTimeoutMs?: number;
+  }) => Promise<void>;
 }
 
 type Req = FastifyRequest<{
@@ -235,23 +247,43 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const answerUrl = String(b.answer_url).trim();
       if (!isHttpUrl(answerUrl)) return fail(reply, 400, 'answer_url must be an http:// or https:// URL');
       const to = String(b.to).trim();
-      // Routing: `sim:<anything>` reaches a simulated party (when enabled); SIP targets need SIP ingress.
-      if (!deps.simulatedCalls || !to.startsWith('sim:')) {
-        return fail(
-          reply,
-          501,
-          `cannot dial "${to}": outbound calls need SIP ingress, which this build does not have yet`,
-        );
-      }
       const method = (v: unknown) => (String(v ?? 'POST').toUpperCase() === 'GET' ? 'GET' : 'POST');
-      const leg = new FileCallerLeg(runtime.mediaClock, toneSamples(1), { loop: true });
-      leg.play();
-      const call = runtime.newCall(leg, { from: String(b.from), to, direction: 'outbound' });
-      const session = new XmlSession(runtime, call, {
+      const app: XmlApplication = {
         answer: { url: answerUrl, method: method(b.answer_method) },
         fallback: b.fallback_url ? { url: String(b.fallback_url), method: method(b.fallback_method) } : null,
         hangup: b.hangup_url ? { url: String(b.hangup_url), method: method(b.hangup_method) } : null,
-      });
+      };
+      // Routing: `sim:<anything>` reaches a simulated party (when enabled); anything else is dialled over SIP.
+      if (!to.startsWith('sim:')) {
+        if (!deps.dial) return fail(reply, 501, `cannot dial "${to}": SIP is disabled (config sip.enabled)`);
+        const ringTimeout = b.ring_timeout === undefined ? undefined : Number(b.ring_timeout);
+        if (
+          ringTimeout !== undefined &&
+          !(Number.isInteger(ringTimeout) && ringTimeout >= 5 && ringTimeout <= 300)
+        )
+          return fail(reply, 400, 'ring_timeout must be an integer between 5 and 300 (seconds)');
+        const callId = newUuid();
+        try {
+          await deps.dial({
+            to,
+            from: String(b.from).trim(),
+            callId,
+            app,
+            ...(ringTimeout ? { ringTimeoutMs: ringTimeout * 1000 } : {}),
+          });
+        } catch (e) {
+          if (e instanceof CallstreamError && e.code === 'invalid_parameters')
+            return fail(reply, 400, e.message);
+          return fail(reply, 503, `cannot dial "${to}": ${(e as Error).message}`);
+        }
+        return send(reply, 201, { message: 'call fired', request_uuid: callId });
+      }
+      if (!deps.simulatedCalls)
+        return fail(reply, 400, 'sim: targets need the SimulatedCall extension (--simulated-calls)');
+      const leg = new FileCallerLeg(runtime.mediaClock, toneSamples(1), { loop: true });
+      leg.play();
+      const call = runtime.newCall(leg, { from: String(b.from), to, direction: 'outbound' });
+      const session = new XmlSession(runtime, call, app);
       sessions.set(call.info.callId, session);
       void session.run().finally(() => sessions.delete(call.info.callId));
       return send(reply, 201, { message: 'call fired', request_uuid: call.info.callId });

@@ -121,6 +121,19 @@ export const configSchema = z
           .optional(),
         /** RTCP report interval. */
         rtcpIntervalMs: z.number().int().positive().default(5000),
+        /** SIP trunk for outbound calls to numbers (`POST /Call/` with a number in `to`). */
+        trunk: z
+          .object({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535).default(5060),
+            transport: z.enum(['udp', 'tcp']).default('udp'),
+            /** Digest credentials the trunk challenges for. */
+            username: z.string().optional(),
+            password: z.string().optional(),
+          })
+          .optional(),
+        /** Give up on an outbound INVITE without an answer after this long (Plivo `ring_timeout`). */
+        ringTimeoutMs: z.number().int().positive().default(60000),
       })
       .prefault({}),
     /** Applications: which answer URL runs for calls to which number or SIP user (issue 3). */

@@ -9,12 +9,14 @@ import { join } from 'node:path';
 
 /** Options of {@link runSipp}. */
 export interface SippOptions {
-  /** Scenario template path. */
-  scenario: string;
+  /** Scenario template path (or `builtin`). */
+  scenario?: string;
+  /** One of sipp's built-in scenarios (`uas`, `uac`, …) instead of a file. */
+  builtin?: string;
   /** Placeholder values. */
   vars?: Record<string, string | number>;
-  /** Target `host:port`. */
-  target: string;
+  /** Target `host:port` (none for a UAS). */
+  target?: string;
   /** Request-URI user (`-s`). */
   service?: string;
   /** `u1` (UDP) or `t1` (TCP). */
@@ -55,21 +57,34 @@ export function sippAvailable(): boolean {
   return existsSync('/usr/bin/sipp');
 }
 
+/** A free UDP port on 127.0.0.1 (for a sipp UAS that others must reach). */
+export async function freeUdpPort(): Promise<number> {
+  const { createSocket } = await import('node:dgram');
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 /**
  * Runs one sipp call.
  * @throws Error if sipp cannot be spawned or exceeds `timeoutMs`
  */
 export async function runSipp(o: SippOptions): Promise<SippResult> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-sipp-'));
-  let text = readFileSync(o.scenario, 'utf8');
-  for (const [k, v] of Object.entries(o.vars ?? {})) text = text.replaceAll(`{{${k}}}`, String(v));
-  const scenario = join(dir, 'scenario.xml');
-  writeFileSync(scenario, text);
+  let scenarioArgs: string[];
+  if (o.scenario) {
+    let text = readFileSync(o.scenario, 'utf8');
+    for (const [k, v] of Object.entries(o.vars ?? {})) text = text.replaceAll(`{{${k}}}`, String(v));
+    const scenario = join(dir, 'scenario.xml');
+    writeFileSync(scenario, text);
+    scenarioArgs = ['-sf', scenario];
+  } else scenarioArgs = ['-sn', o.builtin ?? 'uac'];
   const errFile = join(dir, 'errors.log');
   const args = [
-    o.target,
-    '-sf',
-    scenario,
+    ...(o.target ? [o.target] : []),
+    ...scenarioArgs,
     '-m',
     '1',
     '-i',

@@ -156,3 +156,66 @@ export function answerOffer(
     },
   };
 }
+
+/** Our offer for an outbound call: PCMU, PCMA, telephone-event 101, ptime 20, sendrecv. */
+export function makeOffer(local: LocalMedia): string {
+  return [
+    'v=0',
+    `o=callstream ${local.sessionId} ${local.sessionVersion} IN IP4 ${local.address}`,
+    's=callstream',
+    `c=IN IP4 ${local.address}`,
+    't=0 0',
+    `m=audio ${local.port} RTP/AVP 0 8 101`,
+    'a=rtpmap:0 PCMU/8000',
+    'a=rtpmap:8 PCMA/8000',
+    'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-16',
+    'a=ptime:20',
+    'a=sendrecv',
+    '',
+  ].join('\r\n');
+}
+
+/**
+ * Reads the answer to {@link makeOffer} (RFC 3264 §6: the answerer picks from our offer; its
+ * first listed codec is the one it will send).
+ */
+export function readAnswer(answer: string): Omit<SdpAnswer, 'sdp'> | SdpRejection {
+  let session: sdpTransform.SessionDescription;
+  try {
+    session = sdpTransform.parse(answer);
+  } catch (e) {
+    return { ok: false, status: 400, reason: `unparseable SDP answer: ${(e as Error).message}` };
+  }
+  const m = session.media?.find((x) => x.type === 'audio' && x.port);
+  if (!m) return { ok: false, status: 488, reason: 'the answer accepts no audio stream' };
+  const pts = String(m.payloads ?? '')
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  const name = (pt: number) =>
+    (
+      m.rtp?.find((r) => r.payload === pt)?.codec ?? (pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : '')
+    ).toUpperCase();
+  const pt = pts.find((p) => name(p) === 'PCMU' || name(p) === 'PCMA');
+  if (pt === undefined) return { ok: false, status: 488, reason: 'the answer has neither PCMU nor PCMA' };
+  const address = m.connection?.ip ?? session.connection?.ip;
+  if (!address) return { ok: false, status: 400, reason: 'the answer has no connection address' };
+  const spec = CODECS[name(pt)]!;
+  const eventPt = pts.find((p) => name(p) === 'TELEPHONE-EVENT') ?? null;
+  const answered = (m.direction ?? session.direction ?? 'sendrecv') as Direction;
+  return {
+    ok: true,
+    codec: spec.codec,
+    media: {
+      payloadType: pt,
+      silenceByte: spec.silence,
+      clockRate: 8000,
+      eventPayloadType: eventPt,
+      remoteAddress: address,
+      remotePort: m.port,
+      remoteRtcpPort: typeof m.rtcp?.port === 'number' ? m.rtcp.port : m.port + 1,
+      direction: MIRROR[answered] ?? 'sendrecv',
+    },
+  };
+}

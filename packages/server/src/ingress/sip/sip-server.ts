@@ -23,7 +23,8 @@ import { USER_AGENT } from '../../version.js';
 import { fetchAnswerDocument, XmlSession, type XmlApplication } from '../../xml/interpreter.js';
 import { RtpSession } from '../rtp/rtp-session.js';
 import { DigestAuthenticator } from './digest.js';
-import { answerOffer, type LocalMedia } from './sdp.js';
+import { answerOffer, makeOffer, readAnswer, type LocalMedia } from './sdp.js';
+import { CallstreamError } from '../../errors.js';
 import { SipLeg } from './sip-leg.js';
 import { SipTransport, type SipSource } from './transport.js';
 
@@ -161,7 +162,12 @@ export class SipServer {
         userAgentHeaderFieldValue: USER_AGENT,
         viaForceRport: true,
         viaHost: `${host}:${port}`,
-        authenticationFactory: () => undefined,
+        authenticationFactory: () => {
+          const trunk = this.runtime.config.sip.trunk;
+          return trunk?.username
+            ? new Core.DigestAuthentication(loggerFactory, undefined, trunk.username, trunk.password ?? '')
+            : undefined;
+        },
         transportAccessor: () => sipTransport,
       },
       { onInvite: (request) => void this.onInvite(request) },
@@ -248,30 +254,19 @@ export class SipServer {
     let rtp: RtpSession;
     const sip = this.runtime.config.sip;
     try {
-      rtp = await RtpSession.open(
-        {
-          clock: this.runtime.clock,
-          host: sip.host,
-          portMin: sip.rtpPortMin,
-          portMax: sip.rtpPortMax,
-          reorderPackets: sip.reorderPackets,
-          timeoutMs: sip.rtpTimeoutMs,
-          rtcpIntervalMs: sip.rtcpIntervalMs,
+      rtp = await RtpSession.open(this.rtpOptions(), {
+        onFrame: (f, at) => holder.leg?.frame(f, at),
+        onDtmf: (d, at) => holder.leg?.dtmf(d, at),
+        onTimeout: () => holder.leg?.mediaTimeout(),
+        onReject: (reason, from) => {
+          // The first rejection of each kind goes to the call's debug log; all are counted.
+          if (holder.notes.has(reason)) return;
+          holder.notes.add(reason);
+          const text = `RTP packet from ${from} dropped: ${reason}`;
+          if (holder.call) holder.call.debugLog.add('warning', `rtp_${reason}`, text);
+          else this.logger.debug({ sipCallId: message.callId }, text);
         },
-        {
-          onFrame: (f, at) => holder.leg?.frame(f, at),
-          onDtmf: (d, at) => holder.leg?.dtmf(d, at),
-          onTimeout: () => holder.leg?.mediaTimeout(),
-          onReject: (reason, from) => {
-            // The first rejection of each kind goes to the call's debug log; all are counted.
-            if (holder.notes.has(reason)) return;
-            holder.notes.add(reason);
-            const text = `RTP packet from ${from} dropped: ${reason}`;
-            if (holder.call) holder.call.debugLog.add('warning', `rtp_${reason}`, text);
-            else this.logger.debug({ sipCallId: message.callId }, text);
-          },
-        },
-      );
+      });
     } catch (err) {
       return this.reject(request, 503, (err as Error).message);
     }
@@ -369,6 +364,168 @@ export class SipServer {
     void xml.run(doc.elements).finally(() => this.runtime.xmlSessions.delete(info.callId));
   }
 
+  /**
+   * Places an outbound call (`POST /Call/`): `to` is a SIP URI (`sip:alice@host:port`) or a number
+   * dialled through `sip.trunk`. Resolves once the INVITE is sent; on answer the call runs `app`'s
+   * XML (`CallStatus=in-progress`); a refusal, timeout or failure is logged and, when the call had
+   * a hangup URL, reported there with the SIP status as `HangupCause`.
+   * @throws CallstreamError `invalid_parameters` for an unusable target or no trunk for a number
+   */
+  async dial(options: {
+    to: string;
+    from: string;
+    callId: string;
+    app: XmlApplication;
+    ringTimeoutMs?: number;
+  }): Promise<void> {
+    const sip = this.runtime.config.sip;
+    let ruri: URI | undefined;
+    let kind: 'udp' | 'tcp' = 'udp';
+    if (/^sips?:/i.test(options.to)) {
+      ruri = Grammar.URIParse(options.to);
+      if (!ruri || !ruri.host)
+        throw new CallstreamError('invalid_parameters', `to: "${options.to}" is not a SIP URI`);
+      if (String(ruri.getParam('transport') ?? '').toLowerCase() === 'tcp') kind = 'tcp';
+    } else if (/^\+?[0-9]{3,20}$/.test(options.to)) {
+      if (!sip.trunk)
+        throw new CallstreamError(
+          'invalid_parameters',
+          `to: dialling the number ${options.to} needs a SIP trunk (config sip.trunk)`,
+        );
+      ruri = new URI('sip', options.to, sip.trunk.host, sip.trunk.port);
+      kind = sip.trunk.transport;
+    } else {
+      throw new CallstreamError(
+        'invalid_parameters',
+        `to: "${options.to}" is neither a SIP URI nor a phone number`,
+      );
+    }
+    if (!this.cores.has(kind))
+      throw new CallstreamError('invalid_parameters', `to: transport ${kind} is not enabled`);
+    const core = this.core(kind);
+    const rtpHolder: { leg: SipLeg | null } = { leg: null };
+    const rtp = await RtpSession.open(this.rtpOptions(), {
+      onFrame: (f, at) => rtpHolder.leg?.frame(f, at),
+      onDtmf: (d, at) => rtpHolder.leg?.dtmf(d, at),
+      onTimeout: () => rtpHolder.leg?.mediaTimeout(),
+    });
+    const local: LocalMedia = {
+      address: this.address,
+      port: rtp.port,
+      sessionId: randomInt(1, 2 ** 31),
+      sessionVersion: 1,
+    };
+    const fromUser = /^\+?\d+$/.test(options.from) ? options.from : 'callstream';
+    const request = core.makeOutgoingRequestMessage(
+      'INVITE',
+      ruri,
+      new URI('sip', fromUser, this.address, this.port),
+      ruri,
+      {},
+      [`Contact: <sip:callstream@${this.address}:${this.port}${kind === 'tcp' ? ';transport=tcp' : ''}>`],
+      { contentDisposition: 'session', contentType: 'application/sdp', content: makeOffer(local) },
+    );
+    const info: CallInfo = {
+      callId: options.callId,
+      from: options.from,
+      to: options.to,
+      direction: 'outbound',
+    };
+    let settled = false;
+    const fail = (cause: string, detail: string) => {
+      if (settled) return;
+      settled = true;
+      rtp.close();
+      this.logger.info({ callId: info.callId, to: options.to, cause, detail }, 'outbound call failed');
+      this.reportUnanswered(info, options.app, cause);
+    };
+    const timer = setTimeout(() => {
+      if (settled) return;
+      try {
+        outgoing.cancel();
+      } catch {
+        // already final
+      }
+      fail('NO_ANSWER', `no answer within ${options.ringTimeoutMs ?? sip.ringTimeoutMs} ms`);
+    }, options.ringTimeoutMs ?? sip.ringTimeoutMs);
+    timer.unref();
+    const outgoing = core.invite(request, {
+      onAccept: (response) => {
+        clearTimeout(timer);
+        response.ack();
+        if (settled) {
+          response.session.bye(); // answered after we gave up
+          return;
+        }
+        settled = true;
+        const answer = readAnswer(response.message.body);
+        if (!answer.ok) {
+          response.session.bye();
+          rtp.close();
+          this.logger.warn(
+            { callId: info.callId, reason: answer.reason },
+            'outbound call: unusable SDP answer; BYE sent',
+          );
+          this.reportUnanswered(info, options.app, 'INCOMPATIBLE_DESTINATION');
+          return;
+        }
+        rtp.setMedia(answer.media);
+        this.stats.answered++;
+        const leg = new SipLeg(answer.codec, response.session, rtp, local, {
+          onClosed: (l) => {
+            this.legs.delete(l.callId);
+            this.transport.forget(l.callId);
+          },
+          onNote: (level, code, text) => call.debugLog.add(level, code, text),
+        });
+        rtpHolder.leg = leg;
+        this.legs.set(leg.callId, leg);
+        const call = this.runtime.newCall(leg, info);
+        const xml = new XmlSession(this.runtime, call, options.app);
+        this.runtime.xmlSessions.set(info.callId, xml);
+        void xml.run().finally(() => this.runtime.xmlSessions.delete(info.callId));
+      },
+      onReject: (response) => {
+        clearTimeout(timer);
+        const status = response.message.statusCode ?? 0;
+        fail(hangupCauseOf(status), `SIP ${status} ${response.message.reasonPhrase}`);
+      },
+    });
+  }
+
+  /** Hangup URL of a call that never connected. */
+  private reportUnanswered(info: CallInfo, app: XmlApplication, cause: string): void {
+    if (!app.hangup) return;
+    this.runtime.callbacks.send({
+      key: `call:${info.callId}`,
+      url: app.hangup.url,
+      method: app.hangup.method,
+      params: {
+        CallUUID: info.callId,
+        From: info.from,
+        To: info.to,
+        Direction: info.direction,
+        CallStatus: cause === 'USER_BUSY' ? 'busy' : cause === 'NO_ANSWER' ? 'no-answer' : 'failed',
+        HangupCause: cause,
+        Duration: '0',
+        BillDuration: '0',
+      },
+    });
+  }
+
+  private rtpOptions() {
+    const sip = this.runtime.config.sip;
+    return {
+      clock: this.runtime.clock,
+      host: sip.host,
+      portMin: sip.rtpPortMin,
+      portMax: sip.rtpPortMax,
+      reorderPackets: sip.reorderPackets,
+      timeoutMs: sip.rtpTimeoutMs,
+      rtcpIntervalMs: sip.rtcpIntervalMs,
+    };
+  }
+
   /** Stops taking calls, hangs up live SIP legs (BYE), closes sockets. */
   async close(): Promise<void> {
     this.closing = true;
@@ -384,4 +541,15 @@ export class SipServer {
 function partyOf(uri: URI): string {
   const user = uri.user ?? '';
   return /^\+?\d+$/.test(user) ? user : uri.toString();
+}
+
+/** Plivo-style HangupCause of a final SIP failure (RFC 3398-like mapping; 408/503 also stand for transaction timeouts and transport errors, RFC 3261 §8.1.3.1). */
+export function hangupCauseOf(status: number): string {
+  if (status === 486 || status === 600) return 'USER_BUSY';
+  if (status === 487) return 'ORIGINATOR_CANCEL';
+  if (status === 480) return 'NO_ANSWER';
+  if (status === 408) return 'RECOVERY_ON_TIMER_EXPIRE';
+  if (status === 404 || status === 484) return 'UNALLOCATED_NUMBER';
+  if (status === 503) return 'NETWORK_OUT_OF_ORDER';
+  return 'CALL_REJECTED';
 }
