@@ -11,6 +11,7 @@ import type { CallLeg } from './call/call-leg.js';
 import { USER_AGENT } from './version.js';
 import type { XmlSession } from './xml/interpreter.js';
 import { SpeechSynthesizer } from './media/tts.js';
+import { createEngineLatency, type EngineLatency } from './metrics/latency.js';
 
 /** The running pieces shared by every call. */
 export interface Runtime {
@@ -21,6 +22,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** Creates a call on a leg. */
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
+  /** Engine latency histograms (exported on /metrics). */
+  readonly latency: EngineLatency;
   /** Text to speech for `<Speak>` (worker thread, started on first use). */
   readonly speech: SpeechSynthesizer;
   /** Running XML call flows by CallUUID (transfer finds them here). */
@@ -59,6 +62,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   });
   const calls = new Set<Call>();
   const speech = new SpeechSynthesizer();
+  const latency = createEngineLatency();
   const callListeners: Array<(call: Call) => void> = [];
   return {
     config,
@@ -67,10 +71,11 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     callbacks,
     logger,
     xmlSessions: new Map(),
+    latency,
     speech,
     newCall(leg, info) {
       const call = new Call(
-        { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger },
+        { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger, latency },
         leg,
         info,
       );

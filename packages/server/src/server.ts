@@ -133,6 +133,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
             }
           : {},
       );
+      const started = sip;
+      metrics.addText(() => started.metricsText());
     } catch (e) {
       await http.close();
       await store.close();

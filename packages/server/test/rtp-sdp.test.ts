@@ -228,3 +228,20 @@ test('RTP session: ptime 30 is re-framed to 20 ms bit-exact; a lost packet becom
     peer.close();
   }
 });
+
+test('latency histogram: quantiles within one bucket, max exact, Prometheus summary in seconds', async () => {
+  const { LatencyHistogram } = await import('../src/metrics/latency.js');
+  const h = new LatencyHistogram();
+  for (let i = 1; i <= 1000; i++) h.record(i / 100); // 0.01 … 10 ms
+  assert.equal(h.count, 1000);
+  assert.ok(Math.abs(h.quantile(0.5) - 5) <= 0.051, `p50 ${h.quantile(0.5)}`);
+  assert.ok(Math.abs(h.quantile(0.99) - 9.9) <= 0.051, `p99 ${h.quantile(0.99)}`);
+  assert.equal(h.quantile(1), 10);
+  h.record(250.4);
+  h.record(5000);
+  assert.equal(h.max, 5000);
+  assert.equal(h.quantile(1), 5000);
+  const text = h.exposition('x_seconds', 'help');
+  assert.match(text, /^x_seconds\{quantile="0.5"\} 0\.005/m);
+  assert.match(text, /^x_seconds_count 1002$/m);
+});

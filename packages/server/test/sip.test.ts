@@ -235,6 +235,10 @@ test('XML flow over SIP: Speak → Stream(keepCallAlive) with playAudio → Spea
     const ref = g711Decode('mulaw', reply);
     const r = bestLagCorrelation(ref, pcm, pcm.length - ref.length);
     assert.ok(r.correlation >= 0.99, `playAudio correlation ${r.correlation.toFixed(4)}`);
+    // The engine's latency histograms saw this call: caller RTP → WS frames, playAudio → RTP.
+    assert.ok(runtime.latency.captureToWs.count > 50, `${runtime.latency.captureToWs.count} frames timed`);
+    assert.ok(runtime.latency.playToRtp.count >= 1);
+    assert.ok(runtime.latency.playToRtp.max < 100, `playAudio→RTP max ${runtime.latency.playToRtp.max} ms`);
     const prompt2 = await runtime.speech.synthesize(
       'Goodbye now.',
       { language: 'en-US', voice: 'MAN' },

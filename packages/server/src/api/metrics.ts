@@ -3,7 +3,7 @@
  * playout queue depth. Values are read at scrape time from the engine's own counters; ended
  * streams' counters are folded into totals when they end.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Runtime } from '../app.js';
 import type { Records } from '../store/records.js';
 import type { Stream } from '../stream/stream.js';
@@ -13,9 +13,15 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly ended = { sent: 0, received: 0, dropped: 0, reconnects: 0 };
   private readonly live = new Set<Stream>();
+  private readonly extra: Array<() => string> = [];
 
-  constructor(runtime: Runtime, records: Records) {
+  constructor(
+    private readonly runtime: Runtime,
+    records: Records,
+  ) {
     const r = this.registry;
+    // process_cpu_seconds_total, process_resident_memory_bytes, event-loop lag…: the server's own accounting.
+    collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: 10 });
     const self = this;
     const sum = (f: (s: Stream) => number) => [...self.live].reduce((n, s) => n + f(s), 0);
     new Gauge({
@@ -102,6 +108,28 @@ export class Metrics {
         this.set(sum((s) => s.playoutQueuedMs));
       },
     });
+  }
+
+  /** Adds exposition text produced at scrape time (e.g. SIP/RTP counters). */
+  addText(producer: () => string): void {
+    this.extra.push(producer);
+  }
+
+  /** The whole exposition: registry metrics, latency summaries, extra producers. */
+  async text(): Promise<string> {
+    const l = this.runtime.latency;
+    return (
+      (await this.registry.metrics()) +
+      l.captureToWs.exposition(
+        'callstream_capture_to_ws_seconds',
+        'caller RTP packet received → its media frame written to the app socket',
+      ) +
+      l.playToRtp.exposition(
+        'callstream_playaudio_to_rtp_seconds',
+        'playAudio received → first RTP packet carrying its audio sent',
+      ) +
+      this.extra.map((f) => f()).join('')
+    );
   }
 
   /** Starts counting a stream; its counters fold into the totals when it ends. */

@@ -363,7 +363,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('Content-Type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return metrics.text();
   });
   return app;
 }

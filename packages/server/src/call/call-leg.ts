@@ -10,8 +10,9 @@ export interface CallLegSink {
    * One 20 ms frame of caller audio, in the leg's codec, on arrival (after the leg's own reorder
    * window). Missing audio is reported as silence frames so time advances evenly.
    * @param captureMs epoch ms of arrival
+   * @param arrivalHr high-resolution arrival time (`performance.now()` ms) when the leg has one
    */
-  onFrame(frame: Uint8Array, captureMs: number): void;
+  onFrame(frame: Uint8Array, captureMs: number, arrivalHr?: number): void;
   /** A caller key press (RFC 4733 event start; retransmissions already removed). */
   onDtmf(digit: string, startMs: number): void;
   /** The far end hung up (SIP BYE, media timeout, end of simulated call). */

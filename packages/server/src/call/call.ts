@@ -13,6 +13,7 @@ import type { PullResult } from '../media/playout.js';
 import { Stream } from '../stream/stream.js';
 import { DebugLog } from '../stream/debug-log.js';
 import type { CallLeg } from './call-leg.js';
+import type { EngineLatency } from '../metrics/latency.js';
 
 /** Dependencies of a call. */
 export interface CallDeps {
@@ -22,6 +23,7 @@ export interface CallDeps {
   userAgent: string;
   callbacks: HttpCallbackSender;
   logger?: Logger;
+  latency?: EngineLatency;
 }
 
 /** Identity of a call as the app sees it (answer-URL parameters). */
@@ -86,7 +88,7 @@ export class Call {
     this.scratch = new Int16Array(this.frameSamples);
     this.silence = encodeCallAudio(leg.codec, new Int16Array(this.frameSamples)).slice();
     leg.attach({
-      onFrame: (frame, ms) => this.onCallerFrame(frame, ms),
+      onFrame: (frame, ms, hr) => this.onCallerFrame(frame, ms, hr),
       onDtmf: (digit, ms) => {
         for (const s of this.streams.values()) s.pushDtmf(digit, ms);
       },
@@ -133,6 +135,7 @@ export class Call {
         config: this.deps.config,
         userAgent: this.deps.userAgent,
         ...(this.deps.logger ? { logger: this.deps.logger } : {}),
+        ...(this.deps.latency ? { latency: this.deps.latency } : {}),
       },
       { callId: this.info.callId, from: this.info.from, to: this.info.to, codec: this.leg.codec },
       params,
@@ -145,10 +148,10 @@ export class Call {
     return stream;
   }
 
-  private onCallerFrame(frame: Uint8Array, captureMs: number): void {
+  private onCallerFrame(frame: Uint8Array, captureMs: number, arrivalHr = -1): void {
     if (this.ended) return;
     this.stats.framesIn++;
-    for (const s of this.streams.values()) s.pushInbound(frame, undefined, captureMs);
+    for (const s of this.streams.values()) s.pushInbound(frame, undefined, captureMs, arrivalHr);
   }
 
   /** One media-clock tick: mix playback, send one frame to the caller, feed outbound tracks. */

@@ -8,7 +8,7 @@
  */
 
 type Item =
-  | { kind: 'audio'; samples: Int16Array; offset: number }
+  | { kind: 'audio'; samples: Int16Array; offset: number; receivedAt: number }
   | { kind: 'checkpoint'; name: string }
   | { kind: 'dtmf'; digit: string; remaining: number; started: boolean };
 
@@ -28,6 +28,8 @@ export interface PlayoutQueueOptions {
   frameSamples: number;
   /** Maximum queued audio + DTMF time, in samples (40 s × rate). */
   capSamples: number;
+  /** Called when an audio item's first sample is pulled, with its `receivedAt` (latency metrics). */
+  onFirstPull?: (receivedAt: number) => void;
 }
 
 /** FIFO playout with checkpoints; see the module comment for the policy. */
@@ -49,10 +51,11 @@ export class PlayoutQueue {
   }
 
   /**
-   * Appends audio; what does not fit under the cap is dropped.
+   * Appends audio; what does not fit under the cap is dropped. `receivedAt` (any clock) is handed
+   * back to `onFirstPull` when its first sample plays.
    * @returns samples accepted and dropped
    */
-  enqueueAudio(samples: Int16Array): { accepted: number; dropped: number } {
+  enqueueAudio(samples: Int16Array, receivedAt = 0): { accepted: number; dropped: number } {
     const room = Math.max(0, this.options.capSamples - this.queued);
     const accepted = Math.min(room, samples.length);
     if (accepted > 0) {
@@ -60,6 +63,7 @@ export class PlayoutQueue {
         kind: 'audio',
         samples: accepted < samples.length ? samples.subarray(0, accepted) : samples,
         offset: 0,
+        receivedAt,
       });
       this.queued += accepted;
     }
@@ -116,6 +120,7 @@ export class PlayoutQueue {
       }
       if (p >= n) break;
       if (it.kind === 'audio') {
+        if (it.offset === 0) this.options.onFirstPull?.(it.receivedAt);
         const take = Math.min(n - p, it.samples.length - it.offset);
         frame.set(it.samples.subarray(it.offset, it.offset + take), p);
         it.offset += take;

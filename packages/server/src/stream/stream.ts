@@ -14,6 +14,7 @@
  */
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
+import type { EngineLatency } from '../metrics/latency.js';
 import {
   SIGNATURE_HEADERS,
   encodeClearedBody,
@@ -78,6 +79,8 @@ export interface StreamDeps {
   config: Config;
   userAgent: string;
   logger?: Logger;
+  /** Latency histograms (capture→WS, playAudio→RTP). */
+  latency?: EngineLatency;
 }
 
 /** Per-stream counters (debug log summary, CLI summary, metrics). */
@@ -107,6 +110,8 @@ interface Pending {
   body: MessageBody;
   at: number;
   kind: string;
+  /** High-resolution arrival of the caller's packet (media only), for capture→WS latency. */
+  hr: number;
 }
 
 /** A FIFO of pending messages with O(1) amortised shift. */
@@ -192,6 +197,8 @@ export class Stream {
   private redialsUsed = 0;
   private openedAt = 0;
   private lastReceivedAt = 0;
+  /** High-resolution time the message being handled arrived (playAudio→RTP latency). */
+  private messageHr = 0;
   private armed = { 30: true, 60: true, 90: true };
   private timers = new Set<TimerHandle>();
   private timeoutTimer: TimerHandle | undefined;
@@ -243,9 +250,11 @@ export class Stream {
     }
     if (params.bidirectional && !rejected) {
       this.playback = new PlaybackDecoder(call.codec.sampleRate, params.contentType);
+      const latency = deps.latency;
       this.playout = new PlayoutQueue({
         frameSamples: samplesPerFrame(call.codec.sampleRate),
         capSamples: (this.cfg.playbackCapMs * call.codec.sampleRate) / 1000,
+        ...(latency ? { onFirstPull: (t: number) => latency.playToRtp.record(latency.now() - t) } : {}),
       });
     } else {
       this.playback = null;
@@ -514,8 +523,8 @@ export class Stream {
     this.stats.sent[kind] = (this.stats.sent[kind] ?? 0) + 1;
   }
 
-  private enqueue(fifo: Fifo, body: MessageBody, kind: string): void {
-    fifo.push({ body, at: this.deps.clock.now(), kind });
+  private enqueue(fifo: Fifo, body: MessageBody, kind: string, hr = -1): void {
+    fifo.push({ body, at: this.deps.clock.now(), kind, hr });
     this.flush();
   }
 
@@ -527,7 +536,11 @@ export class Stream {
         const p = this.control.shift() ?? this.media.shift();
         if (!p) break;
         this.write(ws, p.body, p.kind);
-        if (p.kind === 'media') this.mediaWritten();
+        if (p.kind === 'media') {
+          if (p.hr >= 0 && this.deps.latency)
+            this.deps.latency.captureToWs.record(this.deps.latency.now() - p.hr);
+          this.mediaWritten();
+        }
       }
     }
     if (!force) this.checkBacklog();
@@ -588,12 +601,12 @@ export class Stream {
    * @param pcm the same frame decoded, if available
    * @param captureMs epoch ms of arrival
    */
-  pushInbound(encoded: Uint8Array, pcm: Int16Array | undefined, captureMs: number): void {
+  pushInbound(encoded: Uint8Array, pcm: Int16Array | undefined, captureMs: number, arrivalHr = -1): void {
     if (!this.inboundEncoder || !this.everStarted || this.ended) return;
     const bytes = this.noise
       ? this.inboundEncoder.encodePcm(this.noise.process(pcm ?? decodeCallAudio(this.call.codec, encoded)))
       : this.inboundEncoder.encode(encoded, pcm);
-    this.pushMedia('inbound', bytes, captureMs);
+    this.pushMedia('inbound', bytes, captureMs, arrivalHr);
   }
 
   /** One frame sent to the caller (outbound track), at sending time. */
@@ -602,10 +615,10 @@ export class Stream {
     this.pushMedia('outbound', this.outboundEncoder.encode(encoded, pcm), sentMs);
   }
 
-  private pushMedia(track: Track, bytes: Uint8Array, ms: number): void {
+  private pushMedia(track: Track, bytes: Uint8Array, ms: number, hr = -1): void {
     const chunk = ++this.chunk[track];
     const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-    this.enqueue(this.media, encodeMediaBody(this.template, track, ms, chunk, b64), 'media');
+    this.enqueue(this.media, encodeMediaBody(this.template, track, ms, chunk, b64), 'media', hr);
   }
 
   /** A caller DTMF key press (RFC 4733 event start), epoch ms. */
@@ -628,6 +641,7 @@ export class Stream {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.lastReceivedAt = this.deps.clock.now();
+    this.messageHr = this.deps.latency ? this.deps.latency.now() : 0;
     if (this.ended) return;
     if (isBinary) {
       this.countReceived('invalid');
@@ -673,7 +687,7 @@ export class Stream {
           return;
         }
         for (const w of decoded.warnings) this.debugLog.add('warning', 'invalid_message', `playAudio: ${w}`);
-        this.enqueuePlayback(queue, decoded.samples);
+        this.enqueuePlayback(queue, decoded.samples, this.messageHr);
         return;
       }
       case 'checkpoint': {
@@ -714,9 +728,9 @@ export class Stream {
     }
   }
 
-  private enqueuePlayback(queue: PlayoutQueue, samples: Int16Array): void {
+  private enqueuePlayback(queue: PlayoutQueue, samples: Int16Array, receivedHr = 0): void {
     if (samples.length === 0) return;
-    const { dropped } = queue.enqueueAudio(samples);
+    const { dropped } = queue.enqueueAudio(samples, receivedHr);
     if (dropped > 0) {
       const ms = Math.round((dropped * 1000) / this.call.codec.sampleRate);
       this.stats.playbackDroppedMs += ms;

@@ -45,8 +45,8 @@ export interface RtpMediaParams {
 
 /** What the session reports. */
 export interface RtpSessionEvents {
-  /** One 20 ms frame (`clockRate/50` bytes) of caller audio, on arrival. */
-  onFrame(frame: Uint8Array, captureMs: number): void;
+  /** One 20 ms frame (`clockRate/50` bytes) of caller audio, on arrival (`arrivalHr`: performance.now()). */
+  onFrame(frame: Uint8Array, captureMs: number, arrivalHr: number): void;
   onDtmf(digit: string, startMs: number): void;
   /** No RTP for `timeoutMs` while the peer should be sending. */
   onTimeout(): void;
@@ -94,6 +94,7 @@ interface InPacket {
   ts: number;
   payload: Uint8Array;
   at: number;
+  hr: number;
 }
 
 /**
@@ -269,7 +270,13 @@ export class RtpSession {
       msg.byteOffset + header.payloadOffset,
       end - header.payloadOffset,
     );
-    this.reorder.push(header.sequenceNumber, { pt, ts: header.timestamp, payload, at: now });
+    this.reorder.push(header.sequenceNumber, {
+      pt,
+      ts: header.timestamp,
+      payload,
+      at: now,
+      hr: performance.now(),
+    });
   }
 
   private trackSequence(seq: number): void {
@@ -301,16 +308,16 @@ export class RtpSession {
     if (this.expectTs >= 0) {
       const gap = (p.ts - this.expectTs) | 0; // signed 32-bit distance
       if (gap > 0 && gap <= (MAX_GAP_FILL_MS * media.clockRate) / 1000)
-        this.fill(gap, media.silenceByte, p.at);
+        this.fill(gap, media.silenceByte, p.at, p.hr);
       // gap < 0: overlapping/older timestamps; larger gaps: discontinuity (new talkspurt after a
       // long silence or a sender restart) — neither is filled.
     }
     this.expectTs = (p.ts + p.payload.length) >>> 0;
-    this.append(p.payload, p.at);
+    this.append(p.payload, p.at, p.hr);
   }
 
   /** Appends caller audio and emits every complete 20 ms frame (bit-exact; views when aligned). */
-  private append(bytes: Uint8Array, at: number): void {
+  private append(bytes: Uint8Array, at: number, hr: number): void {
     const frameBytes = this.media!.clockRate / 50;
     let off = 0;
     if (this.pendingLen > 0) {
@@ -322,10 +329,10 @@ export class RtpSession {
       const frame = this.pending!;
       this.pending = null;
       this.pendingLen = 0;
-      this.events.onFrame(frame, at);
+      this.events.onFrame(frame, at, hr);
     }
     while (bytes.length - off >= frameBytes) {
-      this.events.onFrame(bytes.subarray(off, off + frameBytes), at);
+      this.events.onFrame(bytes.subarray(off, off + frameBytes), at, hr);
       off += frameBytes;
     }
     if (off < bytes.length) {
@@ -335,8 +342,8 @@ export class RtpSession {
     }
   }
 
-  private fill(samples: number, silenceByte: number, at: number): void {
-    this.append(new Uint8Array(samples).fill(silenceByte), at);
+  private fill(samples: number, silenceByte: number, at: number, hr: number): void {
+    this.append(new Uint8Array(samples).fill(silenceByte), at, hr);
   }
 
   private reject(reason: string, from: string): void {

@@ -59,8 +59,8 @@ export class SipLeg implements CallLeg {
   }
 
   /** RTP session events are routed here by the server. */
-  frame(frame: Uint8Array, at: number): void {
-    this.sink?.onFrame(frame, at);
+  frame(frame: Uint8Array, at: number, arrivalHr: number): void {
+    this.sink?.onFrame(frame, at, arrivalHr);
   }
 
   dtmf(digit: string, at: number): void {

@@ -53,6 +53,8 @@ export function advertisedAddress(config: Config['sip']): string {
 /** A running SIP server. */
 export class SipServer {
   readonly stats: SipServerStats = { invites: 0, answered: 0, cancelled: 0, rejected: {} };
+  /** RTP counters of legs that have ended (live legs are added at read time). */
+  private readonly rtpEnded = { packetsIn: 0, packetsOut: 0, lost: 0, late: 0, rejected: 0 };
   /** Live legs by SIP Call-ID. */
   readonly legs = new Map<string, SipLeg>();
   private readonly cores = new Map<'udp' | 'tcp', Core.UserAgentCore>();
@@ -255,7 +257,7 @@ export class SipServer {
     const sip = this.runtime.config.sip;
     try {
       rtp = await RtpSession.open(this.rtpOptions(), {
-        onFrame: (f, at) => holder.leg?.frame(f, at),
+        onFrame: (f, at, hr) => holder.leg?.frame(f, at, hr),
         onDtmf: (d, at) => holder.leg?.dtmf(d, at),
         onTimeout: () => holder.leg?.mediaTimeout(),
         onReject: (reason, from) => {
@@ -344,10 +346,7 @@ export class SipServer {
     }
     this.stats.answered++;
     const leg = new SipLeg(negotiated.codec, session, rtp, local, {
-      onClosed: (l) => {
-        this.legs.delete(l.callId);
-        this.transport.forget(l.callId);
-      },
+      onClosed: (l) => this.legClosed(l),
       onNote: (level, code, text) => call.debugLog.add(level, code, text),
     });
     holder.leg = leg;
@@ -405,7 +404,7 @@ export class SipServer {
     const core = this.core(kind);
     const rtpHolder: { leg: SipLeg | null } = { leg: null };
     const rtp = await RtpSession.open(this.rtpOptions(), {
-      onFrame: (f, at) => rtpHolder.leg?.frame(f, at),
+      onFrame: (f, at, hr) => rtpHolder.leg?.frame(f, at, hr),
       onDtmf: (d, at) => rtpHolder.leg?.dtmf(d, at),
       onTimeout: () => rtpHolder.leg?.mediaTimeout(),
     });
@@ -472,10 +471,7 @@ export class SipServer {
         rtp.setMedia(answer.media);
         this.stats.answered++;
         const leg = new SipLeg(answer.codec, response.session, rtp, local, {
-          onClosed: (l) => {
-            this.legs.delete(l.callId);
-            this.transport.forget(l.callId);
-          },
+          onClosed: (l) => this.legClosed(l),
           onNote: (level, code, text) => call.debugLog.add(level, code, text),
         });
         rtpHolder.leg = leg;
@@ -491,6 +487,51 @@ export class SipServer {
         fail(hangupCauseOf(status), `SIP ${status} ${response.message.reasonPhrase}`);
       },
     });
+  }
+
+  private legClosed(leg: SipLeg): void {
+    this.legs.delete(leg.callId);
+    this.transport.forget(leg.callId);
+    const st = leg.rtp.stats;
+    const e = this.rtpEnded;
+    e.packetsIn += st.packetsIn;
+    e.packetsOut += st.packetsOut;
+    e.lost += st.lost;
+    e.late += st.late;
+    e.rejected += st.rejected;
+  }
+
+  /** RTP and SIP totals (ended + live legs) in Prometheus exposition format. */
+  metricsText(): string {
+    const t = { ...this.rtpEnded };
+    for (const leg of this.legs.values()) {
+      const st = leg.rtp.stats;
+      t.packetsIn += st.packetsIn;
+      t.packetsOut += st.packetsOut;
+      t.lost += st.lost;
+      t.late += st.late;
+      t.rejected += st.rejected;
+    }
+    const counter = (name: string, help: string, v: number) =>
+      `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${v}\n`;
+    return (
+      counter('callstream_rtp_packets_received_total', 'RTP packets received from callers', t.packetsIn) +
+      counter('callstream_rtp_packets_sent_total', 'RTP packets sent to callers', t.packetsOut) +
+      counter('callstream_rtp_packets_lost_total', 'RTP packets never received (sequence gaps)', t.lost) +
+      counter('callstream_rtp_packets_late_total', 'RTP packets dropped as duplicate or too late', t.late) +
+      counter(
+        'callstream_rtp_packets_rejected_total',
+        'RTP packets rejected (foreign source, bad header, payload type)',
+        t.rejected,
+      ) +
+      counter('callstream_sip_invites_total', 'INVITEs received', this.stats.invites) +
+      counter(
+        'callstream_sip_calls_answered_total',
+        'calls answered (inbound) or connected (outbound)',
+        this.stats.answered,
+      ) +
+      `# HELP callstream_sip_live_legs SIP calls up\n# TYPE callstream_sip_live_legs gauge\ncallstream_sip_live_legs ${this.legs.size}\n`
+    );
   }
 
   /** Hangup URL of a call that never connected. */

@@ -1,0 +1,81 @@
+/**
+ * Fixed-bucket latency histogram for the hot path: recording is one array increment (no
+ * allocation); quantiles are read at scrape time. Buckets: 0.05 ms wide up to 20 ms, 1 ms wide up to
+ * 1 s, then one overflow bucket (values there report as the recorded maximum).
+ */
+
+const FINE_MS = 20;
+const FINE_STEP = 0.05;
+const COARSE_MS = 1000;
+const FINE_BUCKETS = FINE_MS / FINE_STEP;
+const BUCKETS = FINE_BUCKETS + (COARSE_MS - FINE_MS) + 1;
+
+/** A latency histogram in milliseconds. */
+export class LatencyHistogram {
+  private readonly counts = new Float64Array(BUCKETS);
+  /** Number of samples. */
+  count = 0;
+  /** Sum of samples, ms. */
+  sum = 0;
+  /** Largest sample, ms. */
+  max = 0;
+
+  /** Records one latency in ms (negative values count as 0). */
+  record(ms: number): void {
+    const v = ms > 0 ? ms : 0;
+    const i =
+      v < FINE_MS
+        ? Math.floor(v / FINE_STEP)
+        : v < COARSE_MS
+          ? FINE_BUCKETS + Math.floor(v - FINE_MS)
+          : BUCKETS - 1;
+    this.counts[i]!++;
+    this.count++;
+    this.sum += v;
+    if (v > this.max) this.max = v;
+  }
+
+  /** Upper bound (ms) of the bucket holding quantile `q` (0–1); 0 when empty. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const target = Math.max(1, Math.ceil(q * this.count));
+    let seen = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.counts[i]!;
+      if (seen >= target) {
+        const upper =
+          i < FINE_BUCKETS
+            ? (i + 1) * FINE_STEP
+            : i < BUCKETS - 1
+              ? FINE_MS + (i - FINE_BUCKETS) + 1
+              : this.max;
+        return Math.min(upper, this.max);
+      }
+    }
+    return this.max;
+  }
+
+  /** Prometheus summary exposition (quantiles 0.5, 0.9, 0.99, 1; `_sum`, `_count`) in seconds. */
+  exposition(name: string, help: string): string {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} summary`];
+    for (const q of [0.5, 0.9, 0.99, 1])
+      lines.push(`${name}{quantile="${q}"} ${(this.quantile(q) / 1000).toFixed(6)}`);
+    lines.push(`${name}_sum ${(this.sum / 1000).toFixed(6)}`, `${name}_count ${this.count}`);
+    return lines.join('\n') + '\n';
+  }
+}
+
+/** The engine's latency histograms (one set per process, owned by the runtime). */
+export interface EngineLatency {
+  /** Caller RTP packet received → its `media` frame written to the app's socket. */
+  captureToWs: LatencyHistogram;
+  /** `playAudio` received → first RTP packet carrying its audio sent to the caller. */
+  playToRtp: LatencyHistogram;
+  /** The high-resolution monotonic clock the stamps use, ms. */
+  now(): number;
+}
+
+/** Fresh histograms on `performance.now()`. */
+export function createEngineLatency(now: () => number = () => performance.now()): EngineLatency {
+  return { captureToWs: new LatencyHistogram(), playToRtp: new LatencyHistogram(), now };
+}
