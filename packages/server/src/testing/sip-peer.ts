@@ -32,6 +32,8 @@ export interface PeerCallOptions {
   /** Override the SDP body entirely. */
   sdp?: string;
   extraHeaders?: string[];
+  /** Receives each RTP packet instead of it being stored in `received` (load tests). */
+  onRtp?: (packet: Buffer, at: number) => void;
 }
 
 const silent = new Core.LoggerFactory();
@@ -73,6 +75,7 @@ export class PeerCall {
     this.ended = new Promise((r) => (this.resolveEnded = r));
     rtp.on('message', (msg) => {
       if (msg.length < 12) return;
+      if (options.onRtp) return options.onRtp(msg, performance.now());
       this.received.push({
         at: performance.now(),
         payloadType: msg[1]! & 0x7f,

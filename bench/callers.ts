@@ -1,0 +1,172 @@
+/**
+ * The benchmark's callers (their own process): N concurrent SIP calls over UDP on loopback with the
+ * shipped {@link TestSipPeer}, ramped up at a bounded rate; each sends the committed speech as μ-law
+ * RTP paced at 20 ms (one shared pacer for all calls) for S seconds, then hangs up. Every RTP packet
+ * the server sends back is measured on arrival: loss (sequence gaps), inter-packet interval,
+ * whether it carries audio, whether that audio is our own speech (echo), and the arrival time of
+ * audio (burst: audio after a clear). Prints one JSON object on stdout.
+ *
+ * Usage: `tsx bench/callers.ts --target 127.0.0.1:5060 --calls N --duration S [--rate 20]`
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { TestSipPeer, type PeerCall } from '../packages/server/src/testing/index.js';
+import { readWav } from '../packages/server/src/media/wav.js';
+import { g711Encode } from '../packages/server/src/media/g711.js';
+import { LatencyHistogram } from '../packages/server/src/metrics/latency.js';
+
+const { values } = parseArgs({
+  options: {
+    target: { type: 'string', default: '127.0.0.1:5060' },
+    calls: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '20' },
+    user: { type: 'string', default: 'bench' },
+  },
+});
+const [host, portText] = values.target.split(':');
+const target = { host: host!, port: Number(portText) };
+const N = Number(values.calls);
+const durationMs = Number(values.duration) * 1000;
+const rate = Number(values.rate);
+
+const speech = g711Encode(
+  'mulaw',
+  readWav(readFileSync(new URL('../fixtures/speech-8k.wav', import.meta.url))).samples,
+);
+const FRAMES = Math.floor(speech.length / 160);
+const ownFrames = new Set<string>();
+for (let i = 0; i < FRAMES; i++)
+  ownFrames.add(Buffer.from(speech.subarray(i * 160, i * 160 + 160)).toString('latin1'));
+
+/** Loud = mean |sample| above ~ -40 dBFS (μ-law bytes near 0xFF/0x7F are silence). */
+function loud(payload: Buffer): boolean {
+  let n = 0;
+  for (let i = 0; i < payload.length; i++) if ((payload[i]! & 0x7f) < 0x5c) n++;
+  return n > payload.length / 8;
+}
+
+interface CallResult {
+  index: number;
+  status: number;
+  connectedMs: number;
+  framesSent: number;
+  packetsReceived: number;
+  lost: number;
+  duplicates: number;
+  audioPackets: number;
+  ownSpeechPackets: number;
+  /** Epoch ms of each received packet that carried audio (burst checks). */
+  audioArrivals: number[];
+}
+
+const intervals = new LatencyHistogram();
+let intervalsOut = 0;
+let intervalsTotal = 0;
+const results: CallResult[] = [];
+const peer = await TestSipPeer.start();
+const live: Array<{ call: PeerCall; result: CallResult; start: number; sent: number; end: number }> = [];
+
+function place(index: number): Promise<void> {
+  const result: CallResult = {
+    index,
+    status: 0,
+    connectedMs: 0,
+    framesSent: 0,
+    packetsReceived: 0,
+    lost: 0,
+    duplicates: 0,
+    audioPackets: 0,
+    ownSpeechPackets: 0,
+    audioArrivals: [],
+  };
+  results.push(result);
+  let lastSeq = -1;
+  let lastAt = 0;
+  return (async () => {
+    const call = await peer.call(target, {
+      user: values.user,
+      from: String(1000 + index),
+      onRtp: (msg, at) => {
+        if ((msg[1]! & 0x7f) !== 0) return;
+        result.packetsReceived++;
+        const seq = msg.readUInt16BE(2);
+        if (lastSeq >= 0) {
+          const d = (seq - lastSeq) & 0xffff;
+          if (d === 0 || d > 0x8000) result.duplicates++;
+          else result.lost += d - 1;
+          const gap = at - lastAt;
+          intervals.record(gap);
+          intervalsTotal++;
+          if (gap < 15 || gap > 25) intervalsOut++;
+        }
+        lastSeq = seq;
+        lastAt = at;
+        const payload = msg.subarray(12);
+        if (loud(payload)) {
+          result.audioPackets++;
+          result.audioArrivals.push(performance.timeOrigin + at);
+          if (ownFrames.has(payload.toString('latin1'))) result.ownSpeechPackets++;
+        }
+      },
+    });
+    result.status = await call.final;
+    if (result.status !== 200) return;
+    const start = performance.now();
+    live.push({ call, result, start, sent: 0, end: start + durationMs });
+  })();
+}
+
+// One pacer for every call: each call sends frame k at start + 20k ms.
+const pacer = setInterval(() => {
+  const now = performance.now();
+  for (const c of live) {
+    if (c.end === 0) continue;
+    const due = Math.min(Math.floor((now - c.start) / 20) + 1, Math.floor(durationMs / 20));
+    while (c.sent < due) {
+      const i = c.sent % FRAMES;
+      c.call.sendRtp(0, speech.subarray(i * 160, i * 160 + 160), {
+        marker: c.sent === 0,
+        timestamp: (8000 + c.sent * 160) >>> 0,
+      });
+      c.sent++;
+    }
+    c.result.framesSent = c.sent;
+    if (now >= c.end) {
+      c.end = 0;
+      c.result.connectedMs = now - c.start;
+      void c.call.bye();
+    }
+  }
+}, 5);
+
+const placed: Array<Promise<void>> = [];
+for (let i = 0; i < N; i++) {
+  placed.push(place(i));
+  await new Promise((r) => setTimeout(r, 1000 / rate));
+}
+await Promise.all(placed);
+await new Promise<void>((resolve) => {
+  const check = setInterval(() => {
+    if (live.every((c) => c.end === 0) && live.length === results.filter((r) => r.status === 200).length) {
+      clearInterval(check);
+      resolve();
+    }
+  }, 50);
+});
+await new Promise((r) => setTimeout(r, 500)); // BYE responses and the last packets
+clearInterval(pacer);
+peer.close();
+process.stdout.write(
+  JSON.stringify({
+    calls: results,
+    intervals: {
+      p50: intervals.quantile(0.5),
+      p99: intervals.quantile(0.99),
+      max: intervals.max,
+      count: intervalsTotal,
+      outside20pm5: intervalsTotal ? intervalsOut / intervalsTotal : 0,
+    },
+  }) + '\n',
+);
+process.exit(0);

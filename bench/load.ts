@@ -1,0 +1,324 @@
+/**
+ * Load benchmark (issue 6): `npm run bench -- --calls N --duration S [--content-type T]
+ * [--playback echo|burst] [--noise] [--rate R] [--out report.json]`.
+ *
+ * Starts, each as its own process: callstream (`serve` with a real configuration: SQLite file in a
+ * temp dir, status callbacks to a receiver here), the WebSocket application (bench/ws-app.ts), and
+ * the callers (bench/callers.ts: N concurrent SIP calls with μ-law speech, ramped at R calls/s).
+ * This process serves the answer URL and receives callbacks, samples the server's RSS, and reads
+ * the server's own CPU accounting and latency histograms from its `/metrics`. It prints a JSON
+ * report (also written to `--out`) and a one-line summary. Loopback only.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    calls: { type: 'string', default: '20' },
+    duration: { type: 'string', default: '10' },
+    'content-type': { type: 'string', default: 'audio/x-mulaw;rate=8000' },
+    playback: { type: 'string', default: 'echo' },
+    noise: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '20' },
+    out: { type: 'string' },
+  },
+});
+const N = Number(values.calls);
+const S = Number(values.duration);
+const contentType = values['content-type'];
+const playback = values.playback;
+if (!['echo', 'burst'].includes(playback)) throw new Error('--playback must be echo or burst');
+if (!(N > 0 && S > 0)) throw new Error('--calls and --duration must be positive');
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Spawns `node --import tsx <file> args` and resolves the first stdout line matching `re`. */
+function start(
+  file: string,
+  args: string[],
+  re: RegExp,
+  timeoutMs = 30000,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, file), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${file} did not start:\n${out}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, match: m });
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (process.env.DBG_PLAYOUT) process.stderr.write(d);
+    });
+    child.on('exit', (code) => reject(new Error(`${file} exited (${code}):\n${out}`)));
+  });
+}
+
+// ---- answer URL and callback receiver (this process)
+let appPort = 0;
+const callbacks: Record<string, number> = {};
+const receiver = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (d: Buffer) => (body += d.toString()));
+  req.on('end', () => {
+    const params = new URLSearchParams(body);
+    if (req.url === '/answer') {
+      const from = params.get('From') ?? '';
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(
+        `<Response><Stream bidirectional="true" keepCallAlive="true" contentType="${contentType}"` +
+          ` extraHeaders="benchCall=${from}" statusCallbackUrl="http://127.0.0.1:${(receiver.address() as AddressInfo).port}/callback"` +
+          `${values.noise ? ' noiseCancellation="true"' : ''}>ws://127.0.0.1:${appPort}/</Stream></Response>`,
+      );
+      return;
+    }
+    const event = params.get('Event') ?? req.url ?? '?';
+    callbacks[event] = (callbacks[event] ?? 0) + 1;
+    res.writeHead(200).end();
+  });
+});
+await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+
+const app = await start('bench/ws-app.ts', ['--mode', playback], /listening (\d+)/);
+appPort = Number(app.match[1]);
+
+const dir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
+const configFile = join(dir, 'callstream.json');
+writeFileSync(
+  configFile,
+  JSON.stringify({
+    log: { level: 'warn' },
+    http: { host: '127.0.0.1', port: 0 },
+    store: { sqliteFile: join(dir, 'bench.sqlite') },
+    sip: { host: '127.0.0.1', port: 0, advertisedHost: '127.0.0.1', rtpPortMin: 20000, rtpPortMax: 40000 },
+    applications: [{ name: 'bench', answerUrl: `${receiverUrl}/answer`, hangupUrl: `${receiverUrl}/hangup` }],
+    defaultApplication: 'bench',
+  }),
+);
+const server = await start(
+  'packages/server/src/cli.ts',
+  ['serve', '--config', configFile],
+  /SIP on \S+ [\d.]+:(\d+)[\s\S]*listening on (http:\/\/\S+)/,
+);
+const sipPort = Number(server.match[1]);
+const baseUrl = server.match[2]!;
+const pid = server.child.pid!;
+
+async function metrics(): Promise<Map<string, number>> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}
+const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+await new Promise((r) => setTimeout(r, 1000)); // let the server settle before the baseline
+const baselineRss = rssKiB();
+const m0 = await metrics();
+let peakRss = baselineRss;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssKiB())), 250);
+
+console.error(
+  `bench: ${N} calls × ${S} s, ${contentType}, ${playback}${values.noise ? ', noise cancellation' : ''}; SIP 127.0.0.1:${sipPort}`,
+);
+const callers = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    join(ROOT, 'bench/callers.ts'),
+    '--target',
+    `127.0.0.1:${sipPort}`,
+    '--calls',
+    String(N),
+    '--duration',
+    String(S),
+    '--rate',
+    values.rate,
+  ],
+  { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+children.push(callers);
+let callersOut = '';
+callers.stdout.on('data', (d: Buffer) => (callersOut += d.toString()));
+await new Promise<void>((r) => callers.on('exit', () => r()));
+clearInterval(sampler);
+await new Promise((r) => setTimeout(r, 2000)); // hangups, stops and their callbacks
+const m1 = await metrics();
+const appStats = (await (await fetch(`http://127.0.0.1:${appPort}/stats`)).json()) as {
+  calls: Record<
+    string,
+    {
+      checkpointsSent: number;
+      checkpointsExpected: number;
+      checkpointsAcked: number;
+      acksOutOfOrder: number;
+      acksForCleared: number;
+      acksTooEarly: number;
+      clears: number;
+      clearedAcks: number;
+      clearTimes: number[];
+      inboundFrames: number;
+      inboundChunkGaps: number;
+      playAudioSent: number;
+    }
+  >;
+};
+const callerReport = JSON.parse(callersOut) as {
+  calls: Array<{
+    index: number;
+    status: number;
+    connectedMs: number;
+    framesSent: number;
+    packetsReceived: number;
+    lost: number;
+    duplicates: number;
+    audioPackets: number;
+    ownSpeechPackets: number;
+    audioArrivals: number[];
+  }>;
+  intervals: { p50: number; p99: number; max: number; outside20pm5: number; count: number };
+};
+
+// ---- derive the figures
+const answered = callerReport.calls.filter((c) => c.status === 200);
+const streamSeconds = answered.reduce((s, c) => s + c.connectedMs / 1000, 0);
+const cpuSeconds = (m1.get('process_cpu_seconds_total') ?? 0) - (m0.get('process_cpu_seconds_total') ?? 0);
+const q = (name: string, quantile: string) => 1000 * (m1.get(`${name}{quantile="${quantile}"}`) ?? NaN);
+const sum = <T>(xs: T[], f: (x: T) => number) => xs.reduce((s, x) => s + f(x), 0);
+const appCalls = Object.values(appStats.calls);
+let audioAfterClear = 0;
+for (const c of answered) {
+  const a = appStats.calls[String(1000 + c.index)];
+  if (!a) continue;
+  for (const t of a.clearTimes) {
+    // The clear acts at once; one packet may already be on the wire. Nothing is played for 1 s after.
+    audioAfterClear += c.audioArrivals.filter((x) => x > t + 45 && x < t + 900).length;
+  }
+}
+const report = {
+  command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+  calls: N,
+  durationS: S,
+  contentType,
+  playback,
+  noiseCancellation: values.noise,
+  answered: answered.length,
+  streamSeconds: +streamSeconds.toFixed(1),
+  server: {
+    cpuSeconds: +cpuSeconds.toFixed(3),
+    cpuMsPerStreamSecond: +((cpuSeconds * 1000) / Math.max(1e-9, streamSeconds)).toFixed(3),
+    rssBaselineMiB: +(baselineRss / 1024).toFixed(1),
+    rssPeakMiB: +(peakRss / 1024).toFixed(1),
+    rssPerStreamKiB: +((peakRss - baselineRss) / Math.max(1, answered.length)).toFixed(0),
+    eventLoopLagP99Ms: +(1000 * (m1.get('nodejs_eventloop_lag_p99_seconds') ?? NaN)).toFixed(2),
+  },
+  latencyMs: {
+    captureToWs: {
+      p50: q('callstream_capture_to_ws_seconds', '0.5'),
+      p99: q('callstream_capture_to_ws_seconds', '0.99'),
+      max: q('callstream_capture_to_ws_seconds', '1'),
+    },
+    playAudioToRtp: {
+      p50: q('callstream_playaudio_to_rtp_seconds', '0.5'),
+      p99: q('callstream_playaudio_to_rtp_seconds', '0.99'),
+      max: q('callstream_playaudio_to_rtp_seconds', '1'),
+    },
+  },
+  outgoingRtpIntervalMs: {
+    p50: callerReport.intervals.p50,
+    p99: callerReport.intervals.p99,
+    max: +callerReport.intervals.max.toFixed(2),
+    shareOutside20pm5: +callerReport.intervals.outside20pm5.toFixed(5),
+  },
+  frames: {
+    callerToServer: {
+      sent: sum(answered, (c) => c.framesSent),
+      serverReceived:
+        (m1.get('callstream_rtp_packets_received_total') ?? 0) -
+        (m0.get('callstream_rtp_packets_received_total') ?? 0),
+      serverLost:
+        (m1.get('callstream_rtp_packets_lost_total') ?? 0) -
+        (m0.get('callstream_rtp_packets_lost_total') ?? 0),
+      appReceived: sum(appCalls, (c) => c.inboundFrames),
+      appChunkGaps: sum(appCalls, (c) => c.inboundChunkGaps),
+    },
+    serverToCaller: {
+      serverSent:
+        (m1.get('callstream_rtp_packets_sent_total') ?? 0) -
+        (m0.get('callstream_rtp_packets_sent_total') ?? 0),
+      callerReceived: sum(answered, (c) => c.packetsReceived),
+      callerLost: sum(answered, (c) => c.lost),
+      callerDuplicates: sum(answered, (c) => c.duplicates),
+      audioPackets: sum(answered, (c) => c.audioPackets),
+      ownSpeechPackets: sum(answered, (c) => c.ownSpeechPackets),
+      playAudioSent: sum(appCalls, (c) => c.playAudioSent),
+    },
+  },
+  checkpoints: {
+    sent: sum(appCalls, (c) => c.checkpointsSent),
+    expected: sum(appCalls, (c) => c.checkpointsExpected),
+    acked: sum(appCalls, (c) => c.checkpointsAcked),
+    outOfOrder: sum(appCalls, (c) => c.acksOutOfOrder),
+    ackedAfterClear: sum(appCalls, (c) => c.acksForCleared),
+    ackedBeforeAudio: sum(appCalls, (c) => c.acksTooEarly),
+  },
+  clears: {
+    sent: sum(appCalls, (c) => c.clears),
+    acknowledged: sum(appCalls, (c) => c.clearedAcks),
+    audioPacketsAfterClear: audioAfterClear,
+  },
+  callbacks,
+};
+const lossFree =
+  report.frames.callerToServer.serverLost === 0 &&
+  report.frames.callerToServer.appChunkGaps === 0 &&
+  report.frames.serverToCaller.callerLost === 0 &&
+  report.answered === N;
+const ok =
+  lossFree &&
+  report.checkpoints.outOfOrder === 0 &&
+  report.checkpoints.ackedAfterClear === 0 &&
+  report.checkpoints.ackedBeforeAudio === 0 &&
+  report.checkpoints.acked >= report.checkpoints.expected &&
+  report.clears.audioPacketsAfterClear === 0;
+const full = { ...report, verdict: { lossFree, ok } };
+const json = JSON.stringify(full, null, 2);
+if (values.out) writeFileSync(values.out, json + '\n');
+console.log(json);
+const l = report.latencyMs;
+console.log(
+  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s, rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
+    `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
+    `rtp interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5), ` +
+    `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
+    `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}) → ${ok ? 'PASS' : 'FAIL'}`,
+);
+server.child.kill('SIGTERM');
+app.child.kill('SIGTERM');
+receiver.close();
+await new Promise((r) => setTimeout(r, 500));
+process.exit(ok ? 0 : 1);

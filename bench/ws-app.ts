@@ -1,0 +1,197 @@
+/**
+ * The benchmark's WebSocket application (its own process): takes every stream and plays audio back.
+ *  - `echo`: each inbound `media` frame is returned as a 20 ms `playAudio` (same bytes), with a
+ *    `checkpoint` every 50 frames.
+ *  - `burst`: behaves like Pipecat — every 3 s an utterance of 2 s of speech is sent as 40 ms chunks
+ *    at twice real time, followed by a `checkpoint`; every second utterance is cut by a
+ *    `clearAudio` 1.5 s after it started (its checkpoint must then never be acknowledged).
+ * Checks made here: acknowledgements arrive in order, only for checkpoints not cleared, and never
+ * before the utterance's audio could have played. `GET /stats` returns the counters as JSON; the
+ * clear times (epoch ms) per bench call let the callers check that no audio follows a clear.
+ *
+ * Usage: `tsx bench/ws-app.ts --mode echo|burst` → prints `listening <port>`.
+ */
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { StreamSession } from '@callstream/sdk';
+import { readWav } from '../packages/server/src/media/wav.js';
+import { g711Encode } from '../packages/server/src/media/g711.js';
+
+const mode = process.argv.includes('--mode') ? process.argv[process.argv.indexOf('--mode') + 1] : 'echo';
+if (mode !== 'echo' && mode !== 'burst') throw new Error(`--mode must be echo or burst, got ${mode}`);
+
+const speech = g711Encode(
+  'mulaw',
+  readWav(readFileSync(new URL('../fixtures/speech-8k.wav', import.meta.url))).samples,
+);
+const UTTERANCE_MS = 2000;
+const CYCLE_MS = 3000;
+const CLEAR_AT_MS = 1500;
+const CHUNK_BYTES = 320; // 40 ms of μ-law 8 kHz
+
+interface CallStats {
+  checkpointsSent: number;
+  checkpointsExpected: number;
+  checkpointsAcked: number;
+  acksOutOfOrder: number;
+  acksForCleared: number;
+  acksTooEarly: number;
+  clears: number;
+  clearedAcks: number;
+  /** Epoch ms at which each clearAudio was sent. */
+  clearTimes: number[];
+  inboundFrames: number;
+  inboundChunkGaps: number;
+  playAudioSent: number;
+}
+
+const calls = new Map<string, CallStats>();
+let sessions = 0;
+
+function track(session: StreamSession): CallStats {
+  const st: CallStats = {
+    checkpointsSent: 0,
+    checkpointsExpected: 0,
+    checkpointsAcked: 0,
+    acksOutOfOrder: 0,
+    acksForCleared: 0,
+    acksTooEarly: 0,
+    clears: 0,
+    clearedAcks: 0,
+    clearTimes: [],
+    inboundFrames: 0,
+    inboundChunkGaps: 0,
+    playAudioSent: 0,
+  };
+  let lastChunk = 0;
+  session.on('start', (e) => {
+    let key = e.start.callId;
+    try {
+      key = (JSON.parse(e.extra_headers || '{}') as Record<string, string>).benchCall ?? key;
+    } catch {
+      // keep the call id
+    }
+    calls.set(key, st);
+  });
+  session.on('media', (e) => {
+    if (e.media.track !== 'inbound') return;
+    st.inboundFrames++;
+    const chunk = Number(e.media.chunk);
+    if (lastChunk && chunk !== lastChunk + 1) st.inboundChunkGaps += Math.max(1, chunk - lastChunk - 1);
+    lastChunk = chunk;
+  });
+  session.on('clearedAudio', () => st.clearedAcks++);
+  return st;
+}
+
+function echo(session: StreamSession, st: CallStats): void {
+  const sentAt: number[] = [];
+  let frames = 0;
+  let lastAcked = 0;
+  session.on('media', (e) => {
+    if (e.media.track !== 'inbound') return;
+    session.playAudio(Buffer.from(e.media.payload, 'base64'));
+    st.playAudioSent++;
+    if (++frames % 50 === 0) {
+      session.checkpoint(`utt-${frames / 50}`);
+      st.checkpointsSent++;
+      sentAt.push(Date.now());
+    }
+  });
+  session.on('playedStream', (e) => {
+    const n = Number(e.name.slice(4));
+    st.checkpointsAcked++;
+    if (n <= lastAcked) st.acksOutOfOrder++;
+    lastAcked = n;
+  });
+  session.on('close', () => {
+    const end = Date.now();
+    st.checkpointsExpected += sentAt.filter((t) => end - t >= 300).length;
+  });
+}
+
+function burst(session: StreamSession, st: CallStats): void {
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, f: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      f();
+    }, ms);
+    timers.add(t);
+  };
+  const sentAt = new Map<string, { at: number; cleared: boolean }>();
+  let lastAcked = -1;
+  let k = 0;
+  const utterance = () => {
+    const index = k++;
+    const name = `utt-${index}`;
+    const start = (index * UTTERANCE_MS * 8) % Math.max(1, speech.length - UTTERANCE_MS * 8);
+    const audio = speech.subarray(start, start + UTTERANCE_MS * 8);
+    const t0 = Date.now();
+    let off = 0;
+    const sendChunk = () => {
+      if (off >= audio.length) {
+        session.checkpoint(name);
+        st.checkpointsSent++;
+        sentAt.set(name, { at: t0, cleared: false });
+        return;
+      }
+      session.playAudio(audio.subarray(off, off + CHUNK_BYTES), {
+        contentType: 'audio/x-mulaw',
+        sampleRate: 8000,
+      });
+      st.playAudioSent++;
+      off += CHUNK_BYTES;
+      later(20, sendChunk); // 40 ms of audio every 20 ms: twice real time
+    };
+    sendChunk();
+    if (index % 2 === 1) {
+      later(CLEAR_AT_MS, () => {
+        session.clearAudio();
+        st.clears++;
+        st.clearTimes.push(Date.now());
+        for (const v of sentAt.values()) v.cleared = true; // everything queued so far is discarded
+      });
+    }
+    later(CYCLE_MS, utterance);
+  };
+  session.on('start', () => utterance());
+  session.on('playedStream', (e) => {
+    const n = Number(e.name.slice(4));
+    const sent = sentAt.get(e.name);
+    st.checkpointsAcked++;
+    if (n <= lastAcked) st.acksOutOfOrder++;
+    lastAcked = n;
+    if (sent?.cleared) st.acksForCleared++;
+    if (sent && Date.now() - sent.at < UTTERANCE_MS - 20) st.acksTooEarly++;
+  });
+  session.on('close', () => {
+    for (const t of timers) clearTimeout(t);
+    // Expected acknowledgements: checkpoints whose utterance was not cleared and whose audio had
+    // time to play before the call ended.
+    const end = Date.now();
+    for (const v of sentAt.values())
+      if (!v.cleared && end - v.at >= UTTERANCE_MS + 200) st.checkpointsExpected++;
+  });
+}
+
+const server = http.createServer((req, res) => {
+  if (req.url === '/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ mode, sessions, calls: Object.fromEntries(calls) }));
+    return;
+  }
+  res.writeHead(404).end();
+});
+const wss = new WebSocketServer({ server, maxPayload: 16 * 1024 * 1024 });
+wss.on('connection', (socket) => {
+  sessions++;
+  const session = new StreamSession(socket);
+  const st = track(session);
+  if (mode === 'echo') echo(session, st);
+  else burst(session, st);
+});
+server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as AddressInfo).port}`));
+process.on('SIGTERM', () => process.exit(0));
