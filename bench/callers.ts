@@ -22,6 +22,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     rate: { type: 'string', default: '20' },
     user: { type: 'string', default: 'bench' },
+    /** Keep the arrival time of every audio packet (burst mode's audio-after-clear check). */
+    arrivals: { type: 'boolean', default: false },
   },
 });
 const [host, portText] = values.target.split(':');
@@ -105,7 +107,7 @@ function place(index: number): Promise<void> {
         const payload = msg.subarray(12);
         if (loud(payload)) {
           result.audioPackets++;
-          result.audioArrivals.push(performance.timeOrigin + at);
+          if (values.arrivals) result.audioArrivals.push(performance.timeOrigin + at);
           if (ownFrames.has(payload.toString('latin1'))) result.ownSpeechPackets++;
         }
       },
@@ -157,7 +159,7 @@ await new Promise<void>((resolve) => {
 await new Promise((r) => setTimeout(r, 500)); // BYE responses and the last packets
 clearInterval(pacer);
 peer.close();
-process.stdout.write(
+const out =
   JSON.stringify({
     calls: results,
     intervals: {
@@ -167,6 +169,6 @@ process.stdout.write(
       count: intervalsTotal,
       outside20pm5: intervalsTotal ? intervalsOut / intervalsTotal : 0,
     },
-  }) + '\n',
-);
-process.exit(0);
+  }) + '\n';
+// Exit only once the (possibly large) report has been flushed to the pipe.
+process.stdout.write(out, () => process.exit(0));

@@ -48,7 +48,12 @@ function start(
   re: RegExp,
   timeoutMs = 30000,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, file), ...args], {
+  // BENCH_PROFILE_DIR=<dir>: CPU-profile the server (`--cpu-prof`) to find hot spots.
+  const prof =
+    process.env.BENCH_PROFILE_DIR && file.includes('cli.ts')
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR]
+      : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, file), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -158,6 +163,7 @@ const callers = spawn(
     String(S),
     '--rate',
     values.rate,
+    ...(playback === 'burst' ? ['--arrivals'] : []),
   ],
   { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
 );
@@ -320,5 +326,11 @@ console.log(
 server.child.kill('SIGTERM');
 app.child.kill('SIGTERM');
 receiver.close();
-await new Promise((r) => setTimeout(r, 500));
+await new Promise<void>((r) => {
+  const t = setTimeout(r, 5000); // let the server drain (and write its CPU profile)
+  server.child.once('exit', () => {
+    clearTimeout(t);
+    r();
+  });
+});
 process.exit(ok ? 0 : 1);

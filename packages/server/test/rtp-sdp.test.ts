@@ -151,7 +151,7 @@ test('digest: a correct RFC 2617 response (qop=auth) passes; wrong password, for
   assert.deepEqual(auth.verify('INVITE', answer('pw')), { ok: false, stale: true, reason: 'bad_nonce' });
 });
 
-test('RTP session: ptime 30 is re-framed to 20 ms bit-exact; a lost packet becomes exactly its silence; output seq/ts/marker', async () => {
+test('RTP session: ptime 30 is re-framed to 20 ms bit-exact (also past CSRC, extension, padding); a lost packet becomes exactly its silence; output seq/ts/marker', async () => {
   const { RtpSession } = await import('../src/ingress/rtp/rtp-session.js');
   const dgram = await import('node:dgram');
   const { systemClock } = await import('../src/clock/clock.js');
@@ -191,6 +191,14 @@ test('RTP session: ptime 30 is re-framed to 20 ms bit-exact; a lost packet becom
       h.writeUInt16BE(seq, 2);
       h.writeUInt32BE(ts, 4);
       h.writeUInt32BE(7, 8);
+      if (seq === 105) {
+        // one CSRC, a 1-word header extension and 3 bytes of padding (RFC 3550 §5.1, §5.3.1)
+        h[0] = 0x80 | 0x20 | 0x10 | 1;
+        const csrc = Buffer.alloc(4, 9);
+        const ext = Buffer.from([0xbe, 0xde, 0, 1, 1, 2, 3, 4]);
+        peer.send(Buffer.concat([h, csrc, ext, body, Buffer.from([0, 0, 3])]), session.port, '127.0.0.1');
+        return;
+      }
       peer.send(Buffer.concat([h, body]), session.port, '127.0.0.1');
     };
     // packets 0..5 of 30 ms; packet 2 is lost; 3 more arrive so the window gives up on it

@@ -98,12 +98,14 @@ export class Records {
     if (this.progressTimer !== undefined) return;
     this.progressTimer = this.clock.setTimeout(() => {
       this.progressTimer = undefined;
+      const batch: Array<[string, number]> = [];
       for (const s of this.liveStreams.values()) {
         if (s.ended || s.lastMediaAt === null) continue;
         if (this.lastPersistedMedia.get(s.streamId) === s.lastMediaAt) continue;
         this.lastPersistedMedia.set(s.streamId, s.lastMediaAt);
-        void this.store.updateStream(s.streamId, { last_media_ms: s.lastMediaAt });
+        batch.push([s.streamId, s.lastMediaAt]);
       }
+      void this.store.updateLastMedia(batch);
       if (this.liveCalls.size > 0) this.scheduleProgress();
     }, this.config.store.progressIntervalMs);
   }

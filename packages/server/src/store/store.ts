@@ -132,6 +132,20 @@ export class Store {
     );
   }
 
+  /**
+   * Persists many streams' last-media times in one transaction (the progress timer: one write per
+   * interval for all live streams instead of one statement each; `[streamId, epoch ms]`).
+   */
+  updateLastMedia(entries: Array<[string, number]>): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    return this.write('update last media', (db) =>
+      db.transaction().execute(async (tx) => {
+        for (const [id, ms] of entries)
+          await tx.updateTable('streams').set({ last_media_ms: ms }).where('stream_id', '=', id).execute();
+      }),
+    );
+  }
+
   async getCall(callUuid: string): Promise<CallRow | undefined> {
     const row = await this.db
       .selectFrom('calls')

@@ -14,7 +14,6 @@ import {
   RtcpRrPacket,
   RtcpSenderInfo,
   RtcpSrPacket,
-  RtpHeader,
 } from 'werift-rtp';
 import type { Clock } from '../../clock/clock.js';
 import { ReorderBuffer } from './reorder.js';
@@ -226,15 +225,27 @@ export class RtpSession {
 
   private onRtp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed || !this.media) return;
-    const from = `${rinfo.address}:${rinfo.port}`;
+    const from = rinfo; // formatted only when a packet is rejected
     if (msg.length < 12 || msg[0]! >> 6 !== 2) return this.reject('not_rtp', from);
-    let header: RtpHeader;
-    try {
-      header = RtpHeader.deSerialize(msg);
-    } catch {
-      return this.reject('malformed_rtp', from);
+    // RFC 3550 §5.1 fixed header, parsed in place (no per-packet objects on the hot path).
+    const b0 = msg[0]!;
+    const csrcCount = b0 & 0x0f;
+    let offset = 12 + 4 * csrcCount;
+    if (b0 & 0x10) {
+      if (msg.length < offset + 4) return this.reject('malformed_rtp', from);
+      offset += 4 + 4 * msg.readUInt16BE(offset + 2); // header extension (§5.3.1)
     }
-    const pt = header.payloadType;
+    let end = msg.length;
+    if (b0 & 0x20) {
+      const pad = msg[end - 1]!;
+      if (pad === 0 || pad > end - offset) return this.reject('malformed_rtp', from);
+      end -= pad;
+    }
+    if (offset > end) return this.reject('malformed_rtp', from);
+    const pt = msg[1]! & 0x7f;
+    const seq = msg.readUInt16BE(2);
+    const timestamp = msg.readUInt32BE(4);
+    const ssrc = msg.readUInt32BE(8);
     const isEvent = pt === this.media.eventPayloadType;
     if (pt !== this.media.payloadType && !isEvent) return this.reject('unexpected_payload_type', from);
     if (this.latched) {
@@ -247,10 +258,10 @@ export class RtpSession {
       this.remote = { address: rinfo.address, port: rinfo.port };
       this.latched = true;
     }
-    if (this.remoteSsrc !== header.ssrc) {
-      this.remoteSsrc = header.ssrc;
-      this.firstSeq = header.sequenceNumber;
-      this.highestSeq = header.sequenceNumber;
+    if (this.remoteSsrc !== ssrc) {
+      this.remoteSsrc = ssrc;
+      this.firstSeq = seq;
+      this.highestSeq = seq;
       this.seqCycles = 0;
       this.transitPrev = NaN;
       this.expectedPrior = 0;
@@ -260,19 +271,12 @@ export class RtpSession {
     this.lastRxAt = now;
     this.stats.packetsIn++;
     this.stats.bytesIn += msg.length;
-    this.trackSequence(header.sequenceNumber);
-    if (!isEvent) this.trackJitter(header.timestamp, now);
-    let end = msg.length;
-    if (header.padding) end -= msg[msg.length - 1]!;
-    if (end < header.payloadOffset) return this.reject('malformed_rtp', from);
-    const payload = new Uint8Array(
-      msg.buffer,
-      msg.byteOffset + header.payloadOffset,
-      end - header.payloadOffset,
-    );
-    this.reorder.push(header.sequenceNumber, {
+    this.trackSequence(seq);
+    if (!isEvent) this.trackJitter(timestamp, now);
+    const payload = new Uint8Array(msg.buffer, msg.byteOffset + offset, end - offset);
+    this.reorder.push(seq, {
       pt,
-      ts: header.timestamp,
+      ts: timestamp,
       payload,
       at: now,
       hr: performance.now(),
@@ -346,9 +350,9 @@ export class RtpSession {
     this.append(new Uint8Array(samples).fill(silenceByte), at, hr);
   }
 
-  private reject(reason: string, from: string): void {
+  private reject(reason: string, from: { address: string; port: number }): void {
     this.stats.rejected++;
-    this.events.onReject?.(reason, from);
+    this.events.onReject?.(reason, `${from.address}:${from.port}`);
   }
 
   private onRtcp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -363,7 +367,7 @@ export class RtpSession {
       }
       this.stats.rtcpIn++;
     } catch {
-      this.reject('malformed_rtcp', `${rinfo.address}:${rinfo.port}`);
+      this.reject('malformed_rtcp', rinfo);
     }
   }
 
