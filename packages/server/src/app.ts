@@ -24,6 +24,8 @@ export interface Runtime {
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
   /** Engine latency histograms (exported on /metrics). */
   readonly latency: EngineLatency;
+  /** Media-clock counters (ticks, skipped) when the real clock runs. */
+  readonly mediaClockStats: { ticks: number; skipped: number } | null;
   /** Text to speech for `<Speak>` (worker thread, started on first use). */
   readonly speech: SpeechSynthesizer;
   /** Running XML call flows by CallUUID (transfer finds them here). */
@@ -48,9 +50,14 @@ export interface RuntimeOverrides {
 export function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? pino({ level: config.log.level, base: { service: 'callstream' } });
   const clock = overrides.clock ?? systemClock;
-  const mediaClock =
-    overrides.mediaClock ??
-    new RealMediaClock({ onError: (err) => logger.error({ err }, 'media tick handler failed') });
+  const latency = createEngineLatency();
+  const realClock = overrides.mediaClock
+    ? null
+    : new RealMediaClock({
+        onError: (err) => logger.error({ err }, 'media tick handler failed'),
+        onLateness: (ms) => latency.tickLateness.record(ms),
+      });
+  const mediaClock = overrides.mediaClock ?? realClock!;
   const callbacks = new HttpCallbackSender({
     clock,
     authToken: config.authToken,
@@ -62,7 +69,6 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   });
   const calls = new Set<Call>();
   const speech = new SpeechSynthesizer();
-  const latency = createEngineLatency();
   const callListeners: Array<(call: Call) => void> = [];
   return {
     config,
@@ -72,6 +78,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     logger,
     xmlSessions: new Map(),
     latency,
+    mediaClockStats: realClock ? realClock.stats : null,
     speech,
     newCall(leg, info) {
       const call = new Call(

@@ -128,6 +128,13 @@ export class Metrics {
         'callstream_playaudio_to_rtp_seconds',
         'playAudio received → first RTP packet carrying its audio sent',
       ) +
+      l.tickLateness.exposition(
+        'callstream_media_tick_lateness_seconds',
+        'how late each 20 ms media-clock tick ran',
+      ) +
+      (this.runtime.mediaClockStats
+        ? `# HELP callstream_media_ticks_skipped_total ticks given up after a stall longer than the catch-up budget\n# TYPE callstream_media_ticks_skipped_total counter\ncallstream_media_ticks_skipped_total ${this.runtime.mediaClockStats.skipped}\n`
+        : '') +
       this.extra.map((f) => f()).join('')
     );
   }

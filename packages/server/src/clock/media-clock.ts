@@ -40,6 +40,8 @@ export class RealMediaClock implements MediaClock {
     private readonly options: {
       maxCatchUp?: number;
       onError?: (e: unknown) => void;
+      /** Called for every tick with how late it ran, ms (latency metrics). */
+      onLateness?: (ms: number) => void;
       monotonicNow?: () => number;
       wallNow?: () => number;
       setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout | number;
@@ -88,6 +90,7 @@ export class RealMediaClock implements MediaClock {
       burst++;
       const dueAt = this.t0 + this.n * PTIME_MS;
       this.stats.maxLateMs = Math.max(this.stats.maxLateMs, now - dueAt);
+      this.options.onLateness?.(now - dueAt);
       this.emit(this.epoch0 + this.n * PTIME_MS);
     }
     const behind = Math.floor((now - this.t0) / PTIME_MS) - this.n;

@@ -71,11 +71,18 @@ export interface EngineLatency {
   captureToWs: LatencyHistogram;
   /** `playAudio` received → first RTP packet carrying its audio sent to the caller. */
   playToRtp: LatencyHistogram;
+  /** How late each media-clock tick ran (a late tick delays every call's RTP). */
+  tickLateness: LatencyHistogram;
   /** The high-resolution monotonic clock the stamps use, ms. */
   now(): number;
 }
 
 /** Fresh histograms on `performance.now()`. */
 export function createEngineLatency(now: () => number = () => performance.now()): EngineLatency {
-  return { captureToWs: new LatencyHistogram(), playToRtp: new LatencyHistogram(), now };
+  return {
+    captureToWs: new LatencyHistogram(),
+    playToRtp: new LatencyHistogram(),
+    tickLateness: new LatencyHistogram(),
+    now,
+  };
 }

@@ -16,6 +16,7 @@ import {
   type Selectable,
   type Updateable,
 } from 'kysely';
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import {
   migrationProvider,
@@ -138,12 +139,27 @@ export class Store {
    */
   updateLastMedia(entries: Array<[string, number]>): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
-    return this.write('update last media', (db) =>
-      db.transaction().execute(async (tx) => {
-        for (const [id, ms] of entries)
-          await tx.updateTable('streams').set({ last_media_ms: ms }).where('stream_id', '=', id).execute();
-      }),
-    );
+    // One UPDATE … CASE per 300 streams: a single statement keeps the (synchronous) SQLite write
+    // short, so it never delays the media clock.
+    return this.write('update last media', async (db) => {
+      for (let i = 0; i < entries.length; i += 300) {
+        const chunk = entries.slice(i, i + 300);
+        await db
+          .updateTable('streams')
+          .set({
+            last_media_ms: sql<number>`CASE stream_id ${sql.join(
+              chunk.map(([id, ms]) => sql`WHEN ${id} THEN CAST(${ms} AS BIGINT)`),
+              sql` `,
+            )} END`,
+          })
+          .where(
+            'stream_id',
+            'in',
+            chunk.map(([id]) => id),
+          )
+          .execute();
+      }
+    });
   }
 
   async getCall(callUuid: string): Promise<CallRow | undefined> {
