@@ -248,6 +248,14 @@ const report = {
       p99: q('callstream_capture_to_ws_seconds', '0.99'),
       max: q('callstream_capture_to_ws_seconds', '1'),
     },
+    mediaTickLateness: {
+      p50: q('callstream_media_tick_lateness_seconds', '0.5'),
+      p99: q('callstream_media_tick_lateness_seconds', '0.99'),
+      max: q('callstream_media_tick_lateness_seconds', '1'),
+      skippedTicks:
+        (m1.get('callstream_media_ticks_skipped_total') ?? 0) -
+        (m0.get('callstream_media_ticks_skipped_total') ?? 0),
+    },
     playAudioToRtp: {
       p50: q('callstream_playaudio_to_rtp_seconds', '0.5'),
       p99: q('callstream_playaudio_to_rtp_seconds', '0.99'),
@@ -311,7 +319,19 @@ const ok =
   report.checkpoints.ackedBeforeAudio === 0 &&
   report.checkpoints.acked >= report.checkpoints.expected &&
   report.clears.audioPacketsAfterClear === 0;
-const full = { ...report, verdict: { lossFree, ok } };
+// The first performance budget (issue 6); reported, not part of the exit code.
+const budgetMisses: string[] = [];
+if (!(report.latencyMs.captureToWs.p99 <= 5))
+  budgetMisses.push(`capture→ws p99 ${report.latencyMs.captureToWs.p99} > 5 ms`);
+if (playback === 'echo' && !(report.latencyMs.playAudioToRtp.p99 <= 25))
+  budgetMisses.push(`playAudio→rtp p99 ${report.latencyMs.playAudioToRtp.p99} > 25 ms`);
+if (!(report.outgoingRtpIntervalMs.shareOutside20pm5 <= 0.01))
+  budgetMisses.push(
+    `${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % of RTP intervals outside 20±5 ms (> 1 %)`,
+  );
+if (!(report.server.cpuMsPerStreamSecond <= 4))
+  budgetMisses.push(`cpu ${report.server.cpuMsPerStreamSecond} > 4 ms/stream-s`);
+const full = { ...report, verdict: { lossFree, ok, budget: budgetMisses.length === 0, budgetMisses } };
 const json = JSON.stringify(full, null, 2);
 if (values.out) writeFileSync(values.out, json + '\n');
 console.log(json);
@@ -321,7 +341,8 @@ console.log(
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
     `rtp interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
-    `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}) → ${ok ? 'PASS' : 'FAIL'}`,
+    `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}) → ${ok ? 'PASS' : 'FAIL'}` +
+    `; budget ${budgetMisses.length === 0 ? 'met' : `missed (${budgetMisses.join('; ')})`}`,
 );
 server.child.kill('SIGTERM');
 app.child.kill('SIGTERM');

@@ -121,7 +121,7 @@ function burst(session: StreamSession, st: CallStats): void {
     }, ms);
     timers.add(t);
   };
-  const sentAt = new Map<string, { at: number; cleared: boolean }>();
+  const sentAt = new Map<string, { at: number; cleared: boolean; acked: boolean }>();
   let lastAcked = -1;
   let k = 0;
   const utterance = () => {
@@ -135,7 +135,7 @@ function burst(session: StreamSession, st: CallStats): void {
       if (off >= audio.length) {
         session.checkpoint(name);
         st.checkpointsSent++;
-        sentAt.set(name, { at: t0, cleared: false });
+        sentAt.set(name, { at: t0, cleared: false, acked: false });
         return;
       }
       session.playAudio(audio.subarray(off, off + CHUNK_BYTES), {
@@ -152,7 +152,7 @@ function burst(session: StreamSession, st: CallStats): void {
         session.clearAudio();
         st.clears++;
         st.clearTimes.push(Date.now());
-        for (const v of sentAt.values()) v.cleared = true; // everything queued so far is discarded
+        for (const v of sentAt.values()) if (!v.acked) v.cleared = true; // everything still queued is discarded
       });
     }
     later(CYCLE_MS, utterance);
@@ -165,6 +165,7 @@ function burst(session: StreamSession, st: CallStats): void {
     if (n <= lastAcked) st.acksOutOfOrder++;
     lastAcked = n;
     if (sent?.cleared) st.acksForCleared++;
+    if (sent) sent.acked = true;
     if (sent && Date.now() - sent.at < UTTERANCE_MS - 20) st.acksTooEarly++;
   });
   session.on('close', () => {
