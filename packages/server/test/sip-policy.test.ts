@@ -51,6 +51,10 @@ before(async () => {
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
       if (req.url === '/hangup') hangups.push(new URLSearchParams(body));
+      if (req.url === '/broken') {
+        res.writeHead(500).end('no');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/xml' });
       res.end(
         `<Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000">${app.url()}</Stream></Response>`,
@@ -326,5 +330,75 @@ test('malformed SIP and stray RTP get defined outcomes and do not disturb a live
   } finally {
     peer.close();
     attacker.close();
+  }
+});
+
+test('an answer URL that fails (500 on every attempt, no fallback) → the INVITE gets 480 and no call exists', async () => {
+  const s = await startSip(
+    {},
+    {
+      applications: [{ name: 'broken', answerUrl: answerUrl('/broken'), numbers: ['100'] }],
+    },
+  );
+  const peer = await TestSipPeer.start();
+  try {
+    const call = await peer.call(target(s), { user: '100' });
+    assert.equal(await call.final, 480);
+    assert.equal(s.stats.answered, 0);
+    assert.equal(s.stats.rejected[480], 1);
+  } finally {
+    peer.close();
+  }
+});
+
+test('UDP: our BYE is retransmitted (T1 = 500 ms doubling) until the peer answers', async () => {
+  const { SipTransport } = await import('../src/ingress/sip/transport.js');
+  const { FakeClock } = await import('../src/testing/index.js');
+  const clock = new FakeClock();
+  const transport = new SipTransport({
+    host: '127.0.0.1',
+    port: 0,
+    transports: ['udp'],
+    clock,
+    logger: pino({ level: 'silent' }),
+  });
+  const responses: string[] = [];
+  await transport.listen({ onRequest: () => {}, onResponse: (m) => responses.push(String(m.statusCode)) });
+  const far = dgram.createSocket('udp4');
+  await new Promise<void>((r) => far.bind(0, '127.0.0.1', r));
+  const got: string[] = [];
+  far.on('message', (m) => got.push(m.toString()));
+  const bye = [
+    `BYE sip:x@127.0.0.1:${far.address().port} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${transport.port};branch=z9hG4bKretx1`,
+    'From: <sip:a@127.0.0.1>;tag=1',
+    'To: <sip:x@127.0.0.1>;tag=2',
+    'Call-ID: retx-1',
+    'CSeq: 2 BYE',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  try {
+    await transport.send('udp', bye);
+    await until(() => got.length === 1, 'first BYE');
+    await clock.advanceAsync(499);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(got.length, 1, 'nothing before T1');
+    await clock.advanceAsync(1);
+    await until(() => got.length === 2, 'retransmission at 500 ms');
+    await clock.advanceAsync(1000);
+    await until(() => got.length === 3, 'retransmission at 1500 ms');
+    // The peer answers: retransmissions stop.
+    const ok = bye.replace(/^BYE .*$/m, 'SIP/2.0 200 OK');
+    far.send(ok, transport.port, '127.0.0.1');
+    await until(() => responses.length === 1, 'response delivered');
+    await clock.advanceAsync(10_000);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(got.length, 3);
+    assert.equal(transport.stats.retransmissions, 2);
+  } finally {
+    far.close();
+    await transport.close();
   }
 });
