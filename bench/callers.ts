@@ -119,6 +119,7 @@ function place(index: number): Promise<void> {
   })();
 }
 
+let firstEnded = false;
 // One pacer for every call: each call sends frame k at start + 20k ms.
 const pacer = setInterval(() => {
   const now = performance.now();
@@ -135,6 +136,10 @@ const pacer = setInterval(() => {
     }
     c.result.framesSent = c.sent;
     if (now >= c.end) {
+      if (!firstEnded) {
+        firstEnded = true;
+        process.stdout.write('#first-end\n'); // the orchestrator's steady-state window closes
+      }
       c.end = 0;
       c.result.connectedMs = now - c.start;
       void c.call.bye();
@@ -148,6 +153,7 @@ for (let i = 0; i < N; i++) {
   await new Promise((r) => setTimeout(r, 1000 / rate));
 }
 await Promise.all(placed);
+process.stdout.write('#all-up\n'); // the orchestrator's steady-state window opens
 await new Promise<void>((resolve) => {
   const check = setInterval(() => {
     if (live.every((c) => c.end === 0) && live.length === results.filter((r) => r.status === 200).length) {

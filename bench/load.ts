@@ -169,7 +169,24 @@ const callers = spawn(
 );
 children.push(callers);
 let callersOut = '';
-callers.stdout.on('data', (d: Buffer) => (callersOut += d.toString()));
+// Steady state: from all calls up to the first hang-up (no set-up or warm-up in the CPU figure).
+const steady: {
+  upAt?: number;
+  up?: Promise<Map<string, number>>;
+  endAt?: number;
+  end?: Promise<Map<string, number>>;
+} = {};
+callers.stdout.on('data', (d: Buffer) => {
+  callersOut += d.toString();
+  if (!steady.up && callersOut.includes('#all-up\n')) {
+    steady.upAt = performance.now();
+    steady.up = metrics();
+  }
+  if (!steady.end && callersOut.includes('#first-end\n')) {
+    steady.endAt = performance.now();
+    steady.end = metrics();
+  }
+});
 await new Promise<void>((r) => callers.on('exit', () => r()));
 clearInterval(sampler);
 await new Promise((r) => setTimeout(r, 2000)); // hangups, stops and their callbacks
@@ -193,7 +210,12 @@ const appStats = (await (await fetch(`http://127.0.0.1:${appPort}/stats`)).json(
     }
   >;
 };
-const callerReport = JSON.parse(callersOut) as {
+const callerReport = JSON.parse(
+  callersOut
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop() ?? '{}',
+) as {
   calls: Array<{
     index: number;
     status: number;
@@ -213,6 +235,13 @@ const callerReport = JSON.parse(callersOut) as {
 const answered = callerReport.calls.filter((c) => c.status === 200);
 const streamSeconds = answered.reduce((s, c) => s + c.connectedMs / 1000, 0);
 const cpuSeconds = (m1.get('process_cpu_seconds_total') ?? 0) - (m0.get('process_cpu_seconds_total') ?? 0);
+const [mUp, mEnd] = await Promise.all([steady.up, steady.end]);
+const steadyStreamSeconds =
+  steady.upAt && steady.endAt ? (answered.length * (steady.endAt - steady.upAt)) / 1000 : 0;
+const steadyCpu =
+  mUp && mEnd
+    ? (mEnd.get('process_cpu_seconds_total') ?? 0) - (mUp.get('process_cpu_seconds_total') ?? 0)
+    : NaN;
 const q = (name: string, quantile: string) => 1000 * (m1.get(`${name}{quantile="${quantile}"}`) ?? NaN);
 const sum = <T>(xs: T[], f: (x: T) => number) => xs.reduce((s, x) => s + f(x), 0);
 const appCalls = Object.values(appStats.calls);
@@ -235,8 +264,12 @@ const report = {
   answered: answered.length,
   streamSeconds: +streamSeconds.toFixed(1),
   server: {
+    /** Steady state (all calls up, none ended yet): the per-stream cost without set-up and warm-up. */
+    cpuMsPerStreamSecond: +((steadyCpu * 1000) / Math.max(1e-9, steadyStreamSeconds)).toFixed(3),
+    steadyWindowS: +(steadyStreamSeconds / Math.max(1, answered.length)).toFixed(1),
+    /** Whole run (ramp-up, set-up, warm-up and teardown included). */
     cpuSeconds: +cpuSeconds.toFixed(3),
-    cpuMsPerStreamSecond: +((cpuSeconds * 1000) / Math.max(1e-9, streamSeconds)).toFixed(3),
+    cpuMsPerStreamSecondWholeRun: +((cpuSeconds * 1000) / Math.max(1e-9, streamSeconds)).toFixed(3),
     rssBaselineMiB: +(baselineRss / 1024).toFixed(1),
     rssPeakMiB: +(peakRss / 1024).toFixed(1),
     rssPerStreamKiB: +((peakRss - baselineRss) / Math.max(1, answered.length)).toFixed(0),
@@ -337,7 +370,7 @@ if (values.out) writeFileSync(values.out, json + '\n');
 console.log(json);
 const l = report.latencyMs;
 console.log(
-  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s, rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
+  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
     `rtp interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +

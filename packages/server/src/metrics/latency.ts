@@ -1,10 +1,10 @@
 /**
  * Fixed-bucket latency histogram for the hot path: recording is one array increment (no
- * allocation); quantiles are read at scrape time. Buckets: 0.05 ms wide up to 20 ms, 1 ms wide up to
+ * allocation); quantiles are read at scrape time. Buckets: 0.05 ms wide up to 50 ms, 1 ms wide up to
  * 1 s, then one overflow bucket (values there report as the recorded maximum).
  */
 
-const FINE_MS = 20;
+const FINE_MS = 50;
 const FINE_STEP = 0.05;
 const COARSE_MS = 1000;
 const FINE_BUCKETS = FINE_MS / FINE_STEP;
