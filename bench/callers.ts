@@ -107,7 +107,7 @@ function place(index: number): Promise<void> {
         const payload = msg.subarray(12);
         if (loud(payload)) {
           result.audioPackets++;
-          if (values.arrivals) result.audioArrivals.push(performance.timeOrigin + at);
+          if (values.arrivals) result.audioArrivals.push(Date.now()); // wall clock, comparable with the app's
           if (ownFrames.has(payload.toString('latin1'))) result.ownSpeechPackets++;
         }
       },

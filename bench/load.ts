@@ -250,8 +250,10 @@ for (const c of answered) {
   const a = appStats.calls[String(1000 + c.index)];
   if (!a) continue;
   for (const t of a.clearTimes) {
-    // The clear acts at once; one packet may already be on the wire. Nothing is played for 1 s after.
-    audioAfterClear += c.audioArrivals.filter((x) => x > t + 45 && x < t + 900).length;
+    // `t` = the app received clearedAudio (the server had already cleared). 0.5 s of the utterance
+    // was still queued; the app sends nothing new for 1.5 s. Packets read by the callers from
+    // t + 150 ms (room for their own event-loop delay) to t + 700 ms must all be silent.
+    audioAfterClear += c.audioArrivals.filter((x) => x > t + 150 && x < t + 700).length;
   }
 }
 const report = {

@@ -40,7 +40,7 @@ interface CallStats {
   acksTooEarly: number;
   clears: number;
   clearedAcks: number;
-  /** Epoch ms at which each clearAudio was sent. */
+  /** Epoch ms at which each `clearedAudio` was received. */
   clearTimes: number[];
   inboundFrames: number;
   inboundChunkGaps: number;
@@ -82,7 +82,12 @@ function track(session: StreamSession): CallStats {
     if (lastChunk && chunk !== lastChunk + 1) st.inboundChunkGaps += Math.max(1, chunk - lastChunk - 1);
     lastChunk = chunk;
   });
-  session.on('clearedAudio', () => st.clearedAcks++);
+  // The clear took effect on the server just before it sent `clearedAudio`: that receipt (wall clock,
+  // comparable across processes) is the reference for the callers' "no audio after a clear" check.
+  session.on('clearedAudio', () => {
+    st.clearedAcks++;
+    st.clearTimes.push(Date.now());
+  });
   return st;
 }
 
@@ -151,7 +156,6 @@ function burst(session: StreamSession, st: CallStats): void {
       later(CLEAR_AT_MS, () => {
         session.clearAudio();
         st.clears++;
-        st.clearTimes.push(Date.now());
         for (const v of sentAt.values()) if (!v.acked) v.cleared = true; // everything still queued is discarded
       });
     }
