@@ -297,7 +297,23 @@ const report = {
       max: q('callstream_playaudio_to_rtp_seconds', '1'),
     },
   },
+  /** Outgoing RTP inter-packet interval as packets leave the server (its own send timestamps). */
   outgoingRtpIntervalMs: {
+    p50: q('callstream_rtp_send_interval_seconds', '0.5'),
+    p99: q('callstream_rtp_send_interval_seconds', '0.99'),
+    max: q('callstream_rtp_send_interval_seconds', '1'),
+    shareOutside20pm5: +(
+      ((m1.get('callstream_rtp_send_interval_outside_total') ?? 0) -
+        (m0.get('callstream_rtp_send_interval_outside_total') ?? 0)) /
+      Math.max(
+        1,
+        (m1.get('callstream_rtp_send_interval_seconds_count') ?? 0) -
+          (m0.get('callstream_rtp_send_interval_seconds_count') ?? 0),
+      )
+    ).toFixed(5),
+  },
+  /** The same intervals as the callers read the packets (adds the callers' own event-loop jitter). */
+  arrivalIntervalAtCallersMs: {
     p50: callerReport.intervals.p50,
     p99: callerReport.intervals.p99,
     max: +callerReport.intervals.max.toFixed(2),
@@ -374,7 +390,7 @@ const l = report.latencyMs;
 console.log(
   `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
-    `rtp interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5), ` +
+    `rtp send interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5; at callers ${(100 * report.arrivalIntervalAtCallersMs.shareOutside20pm5).toFixed(2)} %), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
     `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}) → ${ok ? 'PASS' : 'FAIL'}` +
     `; budget ${budgetMisses.length === 0 ? 'met' : `missed (${budgetMisses.join('; ')})`}`,

@@ -249,6 +249,11 @@ test('latency histogram: quantiles within one bucket, max exact, Prometheus summ
   h.record(5000);
   assert.equal(h.max, 5000);
   assert.equal(h.quantile(1), 5000);
+  // countOutside: 0.01…10 ms are all below 15, 250.4 and 5000 are above 25
+  assert.equal(h.countOutside(15, 25), 1002);
+  const g = new LatencyHistogram();
+  for (const v of [14.9, 15, 20, 24.99, 25, 30]) g.record(v);
+  assert.equal(g.countOutside(15, 25), 3);
   const text = h.exposition('x_seconds', 'help');
   assert.match(text, /^x_seconds\{quantile="0.5"\} 0\.005/m);
   assert.match(text, /^x_seconds_count 1002$/m);

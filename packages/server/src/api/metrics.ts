@@ -132,6 +132,11 @@ export class Metrics {
         'callstream_media_tick_lateness_seconds',
         'how late each 20 ms media-clock tick ran',
       ) +
+      l.rtpSendInterval.exposition(
+        'callstream_rtp_send_interval_seconds',
+        'time between consecutive RTP packets of a call leaving the server (20 ms ideal)',
+      ) +
+      `# HELP callstream_rtp_send_interval_outside_total RTP send intervals outside 20 ± 5 ms\n# TYPE callstream_rtp_send_interval_outside_total counter\ncallstream_rtp_send_interval_outside_total ${l.rtpSendInterval.countOutside(15, 25)}\n` +
       (this.runtime.mediaClockStats
         ? `# HELP callstream_media_ticks_skipped_total ticks given up after a stall longer than the catch-up budget\n# TYPE callstream_media_ticks_skipped_total counter\ncallstream_media_ticks_skipped_total ${this.runtime.mediaClockStats.skipped}\n`
         : '') +

@@ -35,6 +35,16 @@ export class LatencyHistogram {
     if (v > this.max) this.max = v;
   }
 
+  /** Samples below `lo` or at/above `hi` ms (bucket resolution: exact on 0.05 ms boundaries below 50 ms). */
+  countOutside(lo: number, hi: number): number {
+    let n = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      const lower = i < FINE_BUCKETS ? i * FINE_STEP : FINE_MS + (i - FINE_BUCKETS);
+      if (lower < lo - 1e-9 || lower >= hi - 1e-9) n += this.counts[i]!;
+    }
+    return n;
+  }
+
   /** Upper bound (ms) of the bucket holding quantile `q` (0–1); 0 when empty. */
   quantile(q: number): number {
     if (this.count === 0) return 0;
@@ -73,6 +83,8 @@ export interface EngineLatency {
   playToRtp: LatencyHistogram;
   /** How late each media-clock tick ran (a late tick delays every call's RTP). */
   tickLateness: LatencyHistogram;
+  /** Time between consecutive RTP packets of a call as they leave the server (ideal: 20 ms). */
+  rtpSendInterval: LatencyHistogram;
   /** The high-resolution monotonic clock the stamps use, ms. */
   now(): number;
 }
@@ -83,6 +95,7 @@ export function createEngineLatency(now: () => number = () => performance.now())
     captureToWs: new LatencyHistogram(),
     playToRtp: new LatencyHistogram(),
     tickLateness: new LatencyHistogram(),
+    rtpSendInterval: new LatencyHistogram(),
     now,
   };
 }

@@ -64,6 +64,8 @@ export interface RtpSessionOptions {
   /** 0 = never. */
   timeoutMs: number;
   rtcpIntervalMs: number;
+  /** Records the interval between consecutive outgoing RTP packets (ms) — server-side pacing metric. */
+  onSendInterval?: (ms: number) => void;
 }
 
 /** Counters of one session. */
@@ -143,6 +145,7 @@ export class RtpSession {
   private expectedPrior = 0;
   private receivedPrior = 0;
   private lastOutTs = 0;
+  private lastSendHr = 0;
   private timeoutMs: number;
 
   private constructor(
@@ -412,6 +415,11 @@ export class RtpSession {
     this.stats.packetsOut++;
     this.stats.bytesOut += buf.length;
     this.lastOutTs = ts;
+    if (this.options.onSendInterval) {
+      const t = performance.now();
+      if (this.lastSendHr > 0) this.options.onSendInterval(t - this.lastSendHr);
+      this.lastSendHr = t;
+    }
     this.rtp.send(buf, this.remote!.port, this.remote!.address);
   }
 

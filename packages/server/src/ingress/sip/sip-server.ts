@@ -564,6 +564,7 @@ export class SipServer {
       reorderPackets: sip.reorderPackets,
       timeoutMs: sip.rtpTimeoutMs,
       rtcpIntervalMs: sip.rtcpIntervalMs,
+      onSendInterval: (ms: number) => this.runtime.latency.rtpSendInterval.record(ms),
     };
   }
 
