@@ -108,12 +108,15 @@ function echo(session: StreamSession, st: CallStats): void {
   session.on('playedStream', (e) => {
     const n = Number(e.name.slice(4));
     st.checkpointsAcked++;
-    if (n <= lastAcked) st.acksOutOfOrder++;
+    if (n !== lastAcked + 1) st.acksOutOfOrder++; // a reorder or a skipped checkpoint
     lastAcked = n;
   });
   session.on('close', () => {
+    // Expected: every checkpoint up to the last one acknowledged, and any sent ≥ 2 s before the
+    // end (its audio had time to play even behind a deep queue); later ones may still be queued
+    // when the call ends, which is correct behaviour.
     const end = Date.now();
-    st.checkpointsExpected += sentAt.filter((t) => end - t >= 300).length;
+    st.checkpointsExpected += Math.max(lastAcked, sentAt.filter((t) => end - t >= 2000).length);
   });
 }
 

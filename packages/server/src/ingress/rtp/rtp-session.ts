@@ -180,11 +180,12 @@ export class RtpSession {
    * @throws Error when no port pair is free
    */
   static async open(options: RtpSessionOptions, events: RtpSessionEvents): Promise<RtpSession> {
-    const span = Math.floor((options.portMax - options.portMin) / 2);
+    const base = options.portMin + (options.portMin % 2); // RTP on even ports (RFC 3550 §11)
+    const span = Math.floor((options.portMax - base) / 2);
     const start = randomInt(0, Math.max(1, span));
     for (let i = 0; i < span; i++) {
-      const port = options.portMin + 2 * ((start + i) % span);
-      if (portsInUse.has(port) || port % 2 !== 0) continue;
+      const port = base + 2 * ((start + i) % span);
+      if (portsInUse.has(port)) continue;
       const rtp = dgram.createSocket('udp4');
       const rtcp = dgram.createSocket('udp4');
       try {

@@ -20,7 +20,7 @@ export interface SipLegEvents {
   onNote(level: 'info' | 'warning', code: string, message: string): void;
 }
 
-/** An answered inbound SIP call. */
+/** A connected SIP call, inbound (we answered) or outbound (we dialled). */
 export class SipLeg implements CallLeg {
   private sink: CallLegSink | null = null;
   private ended = false;
