@@ -104,6 +104,10 @@ program
             sip: { ...loaded.sip, ...(o.sipPort === undefined ? {} : { port: Number(o.sipPort) }) },
           });
     const logger = pino({ level: config.log.level });
+    // A bug must not take every live call down: log it and keep serving.
+    process.on('unhandledRejection', (err) =>
+      logger.error({ err }, 'unhandled rejection (a bug): logged, server kept running'),
+    );
     const server = await startServer(config, { logger, simulatedCalls: o.simulatedCalls, demo: o.demo });
     if (server.recovery.streams || server.recovery.calls || server.recovery.pendingCallbacks) {
       logger.warn(server.recovery, 'recovered from an unclean stop');

@@ -284,8 +284,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       leg.play();
       const call = runtime.newCall(leg, { from: String(b.from), to, direction: 'outbound' });
       const session = new XmlSession(runtime, call, app);
-      sessions.set(call.info.callId, session);
-      void session.run().finally(() => sessions.delete(call.info.callId));
+      session.start();
       return send(reply, 201, { message: 'call fired', request_uuid: call.info.callId });
     },
   });
@@ -326,8 +325,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       else {
         // A call with no document yet (SimulatedCall): the new document becomes its program.
         const session = new XmlSession(runtime, call, { answer: source });
-        sessions.set(call.info.callId, session);
-        void session.run().finally(() => sessions.delete(call.info.callId));
+        session.start();
       }
       return send(reply, 202, { message: 'call transferred' });
     },

@@ -107,6 +107,25 @@ export class XmlSession {
   }
 
   /**
+   * Runs the call flow in the background: registers the session in `runtime.xmlSessions` (transfer
+   * finds it there) until it ends; an unexpected failure is logged and hangs the call up with
+   * `INTERNAL_ERROR` instead of surfacing as an unhandled rejection.
+   */
+  start(prefetched?: XmlElement[]): void {
+    const id = this.call.info.callId;
+    this.runtime.xmlSessions.set(id, this);
+    this.run(prefetched)
+      .catch((err: unknown) => {
+        this.runtime.logger.error({ err, callId: id }, 'XML call flow failed');
+        this.call.debugLog.add('error', 'internal_error', `call flow failed: ${(err as Error).message}`);
+        this.call.hangup('INTERNAL_ERROR');
+      })
+      .finally(() => {
+        if (this.runtime.xmlSessions.get(id) === this) this.runtime.xmlSessions.delete(id);
+      });
+  }
+
+  /**
    * Fetches the answer URL (unless `prefetched` is given) and runs the document; resolves when
    * the call has ended.
    */

@@ -172,7 +172,14 @@ export class SipServer {
         },
         transportAccessor: () => sipTransport,
       },
-      { onInvite: (request) => void this.onInvite(request) },
+      {
+        onInvite: (request) => {
+          this.onInvite(request).catch((err: unknown) => {
+            this.logger.error({ err, sipCallId: request.message.callId }, 'INVITE handling failed');
+            this.reject(request, 500, 'internal error');
+          });
+        },
+      },
     );
   }
 
@@ -358,9 +365,7 @@ export class SipServer {
       'sip_answered',
       `SIP call ${message.callId} from ${source ? `${source.transport}:${source.address}:${source.port}` : '?'}, ${negotiated.codec.name}, RTP ${rtp.port} ⇄ ${negotiated.media.remoteAddress}:${negotiated.media.remotePort}`,
     );
-    const xml = new XmlSession(this.runtime, call, app);
-    this.runtime.xmlSessions.set(info.callId, xml);
-    void xml.run(doc.elements).finally(() => this.runtime.xmlSessions.delete(info.callId));
+    new XmlSession(this.runtime, call, app).start(doc.elements);
   }
 
   /**
@@ -477,9 +482,7 @@ export class SipServer {
         rtpHolder.leg = leg;
         this.legs.set(leg.callId, leg);
         const call = this.runtime.newCall(leg, info);
-        const xml = new XmlSession(this.runtime, call, options.app);
-        this.runtime.xmlSessions.set(info.callId, xml);
-        void xml.run().finally(() => this.runtime.xmlSessions.delete(info.callId));
+        new XmlSession(this.runtime, call, options.app).start();
       },
       onReject: (response) => {
         clearTimeout(timer);
