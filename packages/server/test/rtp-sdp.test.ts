@@ -258,3 +258,82 @@ test('latency histogram: quantiles within one bucket, max exact, Prometheus summ
   assert.match(text, /^x_seconds\{quantile="0.5"\} 0\.005/m);
   assert.match(text, /^x_seconds_count 1002$/m);
 });
+
+test('RTCP: a sender report with our SSRC, packet/octet counts and a reception report block for the caller goes to RTP port + 1', async () => {
+  const { RtpSession } = await import('../src/ingress/rtp/rtp-session.js');
+  const { RtcpPacketConverter, RtcpSrPacket } = await import('werift-rtp');
+  const dgram = await import('node:dgram');
+  const { systemClock } = await import('../src/clock/clock.js');
+  const { until } = await import('./helpers.js');
+  const session = await RtpSession.open(
+    {
+      clock: systemClock,
+      host: '127.0.0.1',
+      portMin: 33200,
+      portMax: 33300,
+      reorderPackets: 2,
+      timeoutMs: 0,
+      rtcpIntervalMs: 100,
+    },
+    { onFrame: () => {}, onDtmf: () => {}, onTimeout: () => {} },
+  );
+  // The caller: RTP on an even port, RTCP on the next one.
+  let rtp!: import('node:dgram').Socket;
+  let rtcp!: import('node:dgram').Socket;
+  for (let port = 34000; port < 34100; port += 2) {
+    try {
+      rtp = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        rtp.once('error', reject);
+        rtp.bind(port, '127.0.0.1', () => resolve());
+      });
+      rtcp = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        rtcp.once('error', reject);
+        rtcp.bind(port + 1, '127.0.0.1', () => resolve());
+      });
+      break;
+    } catch {
+      rtp?.close();
+    }
+  }
+  const reports: Buffer[] = [];
+  rtcp.on('message', (m) => reports.push(m));
+  const port = rtp.address().port;
+  session.setMedia({
+    payloadType: 0,
+    silenceByte: 0xff,
+    clockRate: 8000,
+    eventPayloadType: null,
+    remoteAddress: '127.0.0.1',
+    remotePort: port,
+    remoteRtcpPort: port + 1,
+    direction: 'sendrecv',
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const h = Buffer.alloc(172);
+      h[0] = 0x80;
+      h.writeUInt16BE(500 + i, 2);
+      h.writeUInt32BE(1000 + 160 * i, 4);
+      h.writeUInt32BE(0xcafe, 8);
+      rtp.send(h, session.port, '127.0.0.1');
+    }
+    await until(() => session.stats.packetsIn === 3, 'caller RTP in');
+    for (let i = 0; i < 5; i++) session.sendFrame(new Uint8Array(160)); // 5 ticks = 100 ms → one report
+    await until(() => reports.length >= 1, 'RTCP report');
+    const [sr] = RtcpPacketConverter.deSerialize(reports[0]!);
+    assert.ok(sr instanceof RtcpSrPacket);
+    assert.equal(sr.ssrc, session.ssrc);
+    assert.equal(sr.senderInfo.packetCount, 5);
+    assert.equal(sr.senderInfo.octetCount, 5 * 160);
+    assert.equal(sr.reports.length, 1);
+    assert.equal(sr.reports[0]!.ssrc, 0xcafe);
+    assert.equal(sr.reports[0]!.highestSequence, 502);
+    assert.equal(sr.reports[0]!.packetsLost, 0);
+  } finally {
+    session.close();
+    rtp.close();
+    rtcp.close();
+  }
+});
