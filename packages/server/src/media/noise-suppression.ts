@@ -1,7 +1,8 @@
 /**
  * Noise suppression for a stream's inbound track (`noiseCancellation`, protocol.md §1.2; issue 5).
  *
- * Pipeline per 20 ms call frame: PCM at the call rate → Speex resampler to 48 kHz → two 10 ms
+ * Pipeline per 20 ms call frame: PCM at the call rate → mains-hum notches (only where persistent
+ * 50/60 Hz-harmonic peaks are detected, `hum-filter.ts`) → Speex resampler to 48 kHz → two 10 ms
  * RNNoise frames (`@jitsi/rnnoise-wasm`) → level-dependent mix and voice-activity gate → Speex
  * resampler back to the call rate. Frames stay 20 ms: integer rate ratios (8k/16k ↔ 48k) make every
  * 20 ms in give exactly 20 ms out, so chunks and timestamps are untouched.
@@ -23,6 +24,7 @@
  */
 import createRNNWasmModuleSync from '@jitsi/rnnoise-wasm/dist/rnnoise-sync.js';
 import { StreamingResampler } from './resample.js';
+import { HumFilter } from './hum-filter.js';
 
 interface RnnoiseModule {
   HEAPF32: Float32Array;
@@ -95,6 +97,8 @@ export class NoiseSuppressor {
   private hangover = 0;
   /** Mean voice probability of the last processed frame (for the debug log and tests). */
   lastVad = 0;
+  /** Mains-hum notches in front of RNNoise (which leaves low tonal noise alone). */
+  readonly hum: HumFilter;
 
   /**
    * @param sampleRate the call rate, Hz (8000 or 16000; any divisor of 48000 works)
@@ -108,6 +112,7 @@ export class NoiseSuppressor {
     if (MODEL_RATE % sampleRate !== 0)
       throw new Error(`noise suppression needs a rate dividing 48000, got ${sampleRate}`);
     this.strength = strengthForLevel(level);
+    this.hum = new HumFilter(sampleRate);
     this.up = new StreamingResampler(sampleRate, MODEL_RATE, {
       skipZeros: false,
       quality: NS_RESAMPLER_QUALITY,
@@ -140,7 +145,7 @@ export class NoiseSuppressor {
    */
   process(pcm: Int16Array): Int16Array {
     if (this.state === 0) throw new Error('noise suppressor used after close');
-    const hi = this.up.process(pcm);
+    const hi = this.up.process(this.hum.process(pcm.slice()));
     const out48 = new Int16Array(hi.length);
     const { wet, floorDb, vadThreshold } = this.strength;
     const base = this.bufPtr >> 2;
