@@ -36,7 +36,7 @@ interface Notch {
   y2: number;
 }
 
-/** Goertzel power of `f` Hz over `x` (RFC-free: the standard second-order recurrence). */
+/** Goertzel power of `f` Hz over `x` (the standard second-order recurrence; units: squared sample amplitude). */
 export function goertzelPower(x: Float32Array, f: number, sampleRate: number): number {
   const coeff = 2 * Math.cos((2 * Math.PI * f) / sampleRate);
   let s1 = 0;
