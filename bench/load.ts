@@ -290,6 +290,9 @@ const report = {
       skippedTicks:
         (m1.get('callstream_media_ticks_skipped_total') ?? 0) -
         (m0.get('callstream_media_ticks_skipped_total') ?? 0),
+      /** How long one tick's work for every call took. */
+      tickDurationP50: q('callstream_media_tick_duration_seconds', '0.5'),
+      tickDurationP99: q('callstream_media_tick_duration_seconds', '0.99'),
     },
     playAudioToRtp: {
       p50: q('callstream_playaudio_to_rtp_seconds', '0.5'),

@@ -56,6 +56,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     : new RealMediaClock({
         onError: (err) => logger.error({ err }, 'media tick handler failed'),
         onLateness: (ms) => latency.tickLateness.record(ms),
+        onDuration: (ms) => latency.tickDuration.record(ms),
       });
   const mediaClock = overrides.mediaClock ?? realClock!;
   const callbacks = new HttpCallbackSender({

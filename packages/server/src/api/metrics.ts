@@ -132,6 +132,10 @@ export class Metrics {
         'callstream_media_tick_lateness_seconds',
         'how late each 20 ms media-clock tick ran',
       ) +
+      l.tickDuration.exposition(
+        'callstream_media_tick_duration_seconds',
+        "time one media-clock tick's work (every call's mix and send) took",
+      ) +
       l.rtpSendInterval.exposition(
         'callstream_rtp_send_interval_seconds',
         'time between consecutive RTP packets of a call leaving the server (20 ms ideal)',

@@ -42,6 +42,8 @@ export class RealMediaClock implements MediaClock {
       onError?: (e: unknown) => void;
       /** Called for every tick with how late it ran, ms (latency metrics). */
       onLateness?: (ms: number) => void;
+      /** Called for every tick with how long its handlers (every call) took, ms. */
+      onDuration?: (ms: number) => void;
       monotonicNow?: () => number;
       wallNow?: () => number;
       setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout | number;
@@ -103,6 +105,7 @@ export class RealMediaClock implements MediaClock {
 
   private emit(tickMs: number): void {
     this.stats.ticks++;
+    const started = this.options.onDuration ? this.monotonic() : 0;
     for (const h of [...this.handlers]) {
       try {
         h(tickMs);
@@ -110,5 +113,6 @@ export class RealMediaClock implements MediaClock {
         this.options.onError?.(e);
       }
     }
+    if (this.options.onDuration) this.options.onDuration(this.monotonic() - started);
   }
 }

@@ -83,6 +83,8 @@ export interface EngineLatency {
   playToRtp: LatencyHistogram;
   /** How late each media-clock tick ran (a late tick delays every call's RTP). */
   tickLateness: LatencyHistogram;
+  /** How long one tick's handlers (mixing and sending for every call) took. */
+  tickDuration: LatencyHistogram;
   /** Time between consecutive RTP packets of a call as they leave the server (ideal: 20 ms). */
   rtpSendInterval: LatencyHistogram;
   /** The high-resolution monotonic clock the stamps use, ms. */
@@ -95,6 +97,7 @@ export function createEngineLatency(now: () => number = () => performance.now())
     captureToWs: new LatencyHistogram(),
     playToRtp: new LatencyHistogram(),
     tickLateness: new LatencyHistogram(),
+    tickDuration: new LatencyHistogram(),
     rtpSendInterval: new LatencyHistogram(),
     now,
   };
