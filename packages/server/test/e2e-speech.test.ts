@@ -22,7 +22,7 @@ import {
   type Runtime,
   type SimulatedCallResult,
 } from '../src/index.js';
-import { bestLagCorrelation, correlation } from '../src/testing/index.js';
+import { bestLagCorrelation, segmentedEchoCorrelation, correlation } from '../src/testing/index.js';
 
 const WAV = readFileSync(new URL('../../../fixtures/speech-8k.wav', import.meta.url));
 const SOX_16K = readWav(
@@ -103,8 +103,14 @@ function receivedFrames(rec: AppRecord, firstFrameMs: number): Buffer[] {
 }
 
 function assertEcho(result: SimulatedCallResult): void {
-  const { correlation: c, lag } = bestLagCorrelation(callerPcm, result.reply, 4000);
-  assert.ok(c >= 0.99, `echo in reply.wav correlates ${c.toFixed(4)} (lag ${lag}) with the caller audio`);
+  // Per 1 s piece: the echo's delay may grow by a frame mid-call when a stall of this shared machine
+  // bunches frames (the playout FIFO then keeps the extra depth), but every piece must be intact.
+  const { worst, lags } = segmentedEchoCorrelation(callerPcm, result.reply, 4000);
+  assert.ok(lags.length >= 3, 'speech pieces found');
+  assert.ok(
+    worst >= 0.99,
+    `echo in reply.wav: worst 1 s piece correlates ${worst.toFixed(4)} (lags ${lags.join(', ')})`,
+  );
 }
 
 test('real speech, three content types at once: bit-exact μ-law and L16 8k, L16 16k ≥ 0.99 vs sox, echo ≥ 0.99', async () => {

@@ -47,3 +47,54 @@ export function bestLagCorrelation(
     correlation: correlation(reference, signal.subarray(bestLag, bestLag + reference.length)),
   };
 }
+
+/**
+ * Echo check robust to delay changes: the reference is cut into `segmentSamples` pieces; for each
+ * piece with speech in it (peak ≥ 1000) the best lag in `[0, maxLag]` is searched on its loudest
+ * quarter, and the piece's correlation at that lag is taken. Returns the worst correlation and the
+ * lags found — an echo whose delay grows mid-call (the playout queue absorbed a stall) still passes
+ * when every piece is intact.
+ */
+export function segmentedEchoCorrelation(
+  reference: Int16Array,
+  signal: Int16Array,
+  maxLag: number,
+  segmentSamples = 8000,
+): { worst: number; lags: number[]; correlations: number[] } {
+  let worst = 1;
+  const lags: number[] = [];
+  const correlations: number[] = [];
+  for (let start = 0; start + segmentSamples <= reference.length; start += segmentSamples) {
+    const piece = reference.subarray(start, start + segmentSamples);
+    let peak = 0;
+    for (const v of piece) peak = Math.max(peak, Math.abs(v));
+    if (peak < 1000) continue;
+    // Probe with the loudest quarter of the piece (a quiet quarter cannot pin the lag).
+    const q = segmentSamples >> 2;
+    let probeAt = 0;
+    let probeEnergy = -1;
+    for (let k = 0; k + q <= segmentSamples; k += q) {
+      let e = 0;
+      for (let i = k; i < k + q; i++) e += piece[i]! * piece[i]!;
+      if (e > probeEnergy) {
+        probeEnergy = e;
+        probeAt = k;
+      }
+    }
+    const probe = piece.subarray(probeAt, probeAt + q);
+    let bestLag = 0;
+    let best = -2;
+    for (let lag = 0; lag <= maxLag && start + probeAt + lag + q <= signal.length; lag++) {
+      const c = correlation(probe, signal.subarray(start + probeAt + lag, start + probeAt + lag + q));
+      if (c > best) {
+        best = c;
+        bestLag = lag;
+      }
+    }
+    const c = correlation(piece, signal.subarray(start + bestLag, start + bestLag + piece.length));
+    lags.push(bestLag);
+    correlations.push(c);
+    worst = Math.min(worst, c);
+  }
+  return { worst, lags, correlations };
+}
