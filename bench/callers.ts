@@ -48,7 +48,8 @@ function loud(payload: Buffer): boolean {
   return n > payload.length / 8;
 }
 
-interface CallResult {
+/** One call as the callers saw it. */
+export interface CallResult {
   index: number;
   status: number;
   connectedMs: number;
@@ -60,6 +61,13 @@ interface CallResult {
   ownSpeechPackets: number;
   /** Epoch ms of each received packet that carried audio (burst checks). */
   audioArrivals: number[];
+}
+
+/** What the callers print as their last stdout line. */
+export interface CallersReport {
+  calls: CallResult[];
+  /** RTP inter-arrival intervals at the callers, ms. */
+  intervals: { p50: number; p99: number; max: number; count: number; outside20pm5: number };
 }
 
 const intervals = new LatencyHistogram();
@@ -165,16 +173,16 @@ await new Promise<void>((resolve) => {
 await new Promise((r) => setTimeout(r, 500)); // BYE responses and the last packets
 clearInterval(pacer);
 peer.close();
-const out =
-  JSON.stringify({
-    calls: results,
-    intervals: {
-      p50: intervals.quantile(0.5),
-      p99: intervals.quantile(0.99),
-      max: intervals.max,
-      count: intervalsTotal,
-      outside20pm5: intervalsTotal ? intervalsOut / intervalsTotal : 0,
-    },
-  }) + '\n';
+const report: CallersReport = {
+  calls: results,
+  intervals: {
+    p50: intervals.quantile(0.5),
+    p99: intervals.quantile(0.99),
+    max: intervals.max,
+    count: intervalsTotal,
+    outside20pm5: intervalsTotal ? intervalsOut / intervalsTotal : 0,
+  },
+};
+const out = JSON.stringify(report) + '\n';
 // Exit only once the (possibly large) report has been flushed to the pipe.
 process.stdout.write(out, () => process.exit(0));

@@ -16,6 +16,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { CallersReport } from './callers.js';
+import type { CallStats } from './ws-app.js';
 
 const { values } = parseArgs({
   options: {
@@ -192,44 +194,14 @@ clearInterval(sampler);
 await new Promise((r) => setTimeout(r, 2000)); // hangups, stops and their callbacks
 const m1 = await metrics();
 const appStats = (await (await fetch(`http://127.0.0.1:${appPort}/stats`)).json()) as {
-  calls: Record<
-    string,
-    {
-      checkpointsSent: number;
-      checkpointsExpected: number;
-      checkpointsAcked: number;
-      acksOutOfOrder: number;
-      acksForCleared: number;
-      acksTooEarly: number;
-      clears: number;
-      clearedAcks: number;
-      clearTimes: number[];
-      inboundFrames: number;
-      inboundChunkGaps: number;
-      playAudioSent: number;
-    }
-  >;
+  calls: Record<string, CallStats>;
 };
 const callerReport = JSON.parse(
   callersOut
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .pop() ?? '{}',
-) as {
-  calls: Array<{
-    index: number;
-    status: number;
-    connectedMs: number;
-    framesSent: number;
-    packetsReceived: number;
-    lost: number;
-    duplicates: number;
-    audioPackets: number;
-    ownSpeechPackets: number;
-    audioArrivals: number[];
-  }>;
-  intervals: { p50: number; p99: number; max: number; outside20pm5: number; count: number };
-};
+) as CallersReport;
 
 // ---- derive the figures
 const answered = callerReport.calls.filter((c) => c.status === 200);

@@ -31,7 +31,8 @@ const CYCLE_MS = 3000;
 const CLEAR_AT_MS = 1500;
 const CHUNK_BYTES = 320; // 40 ms of μ-law 8 kHz
 
-interface CallStats {
+/** One stream's counters, as `GET /stats` reports them (keyed by bench call). */
+export interface CallStats {
   checkpointsSent: number;
   checkpointsExpected: number;
   checkpointsAcked: number;

@@ -75,6 +75,22 @@ after(async () => {
 
 const target = (s: SipServer) => ({ host: '127.0.0.1', port: s.port });
 
+/**
+ * A connected call to number 100 whose caller keeps sending RTP (silence), once the test app's new
+ * stream has received `event`.
+ */
+async function liveCall(s: SipServer, peer: TestSipPeer, event: 'start' | 'media') {
+  const call = await peer.call(target(s), { user: '100' });
+  assert.equal(await call.final, 200);
+  void call.sendAudio(new Uint8Array(0));
+  const conns = app.connections.length;
+  await until(
+    () => app.connections.length > conns && app.last.messages.some((m) => m.event === event),
+    `stream ${event}`,
+  );
+  return { call, conn: app.last };
+}
+
 test('digest authentication: no credentials → 401 with a challenge; sipp authenticates and completes a call', async () => {
   const s = await startSip({ auth: { realm: 'callstream.test', username: 'alice', password: 's3cret' } });
   const peer = await TestSipPeer.start();
@@ -155,9 +171,7 @@ test('re-INVITE: hold stops our RTP, unhold resumes it; a codec the call cannot 
   const s = await startSip({});
   const peer = await TestSipPeer.start();
   try {
-    const call = await peer.call(target(s), { user: '100' });
-    assert.equal(await call.final, 200);
-    void call.sendAudio(new Uint8Array(0));
+    const { call } = await liveCall(s, peer, 'start');
     await until(() => call.received.length > 10, 'RTP from the server');
     const sdp = (dir: string, pts = '0 101', map = 'a=rtpmap:0 PCMU/8000') =>
       [
@@ -197,14 +211,7 @@ test('sendDTMF from the app goes to the caller as RFC 4733 events (marker on the
   const s = await startSip({});
   const peer = await TestSipPeer.start();
   try {
-    const call = await peer.call(target(s), { user: '100' });
-    assert.equal(await call.final, 200);
-    void call.sendAudio(new Uint8Array(0));
-    const conns = app.connections.length;
-    await until(
-      () => app.connections.length > conns && app.last.messages.some((m) => m.event === 'start'),
-      'stream start',
-    );
+    const { call } = await liveCall(s, peer, 'start');
     app.send(JSON.stringify({ event: 'sendDTMF', dtmf: '7' }));
     await until(
       () => call.received.filter((p) => p.payloadType === 101).length >= 4,
@@ -236,15 +243,7 @@ test('malformed SIP and stray RTP get defined outcomes and do not disturb a live
   const peer = await TestSipPeer.start();
   const attacker = await TestSipPeer.start();
   try {
-    const call = await peer.call(target(s), { user: '100' });
-    assert.equal(await call.final, 200);
-    void call.sendAudio(new Uint8Array(0));
-    const conns = app.connections.length;
-    await until(
-      () => app.connections.length > conns && app.last.messages.some((m) => m.event === 'media'),
-      'media',
-    );
-    const conn = app.last;
+    const { call, conn } = await liveCall(s, peer, 'media');
     const corpusStart = performance.now();
     const mediaBefore = conn.messages.length;
 

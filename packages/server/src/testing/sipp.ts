@@ -52,11 +52,6 @@ export function pcapPlays(plays: Array<[string, number]>): string {
     .join('\n  ');
 }
 
-/** True if sipp is installed. */
-export function sippAvailable(): boolean {
-  return existsSync('/usr/bin/sipp');
-}
-
 /** A free UDP port on 127.0.0.1 (for a sipp UAS that others must reach). */
 export async function freeUdpPort(): Promise<number> {
   const { createSocket } = await import('node:dgram');

@@ -157,17 +157,23 @@ export function answerOffer(
   };
 }
 
-/** Our offer for an outbound call: PCMU, PCMA, telephone-event 101, ptime 20, sendrecv. */
-export function makeOffer(local: LocalMedia): string {
+/**
+ * Our SDP offer: the given G.711 codecs in preference order (outbound calls offer both; an
+ * offer-less re-INVITE offers only the call's codec), telephone-event 101, ptime 20, sendrecv.
+ */
+export function makeOffer(
+  local: LocalMedia,
+  codecs: ReadonlyArray<'PCMU' | 'PCMA'> = ['PCMU', 'PCMA'],
+): string {
+  const pts = codecs.map((c) => CODECS[c]!.staticPt);
   return [
     'v=0',
     `o=callstream ${local.sessionId} ${local.sessionVersion} IN IP4 ${local.address}`,
     's=callstream',
     `c=IN IP4 ${local.address}`,
     't=0 0',
-    `m=audio ${local.port} RTP/AVP 0 8 101`,
-    'a=rtpmap:0 PCMU/8000',
-    'a=rtpmap:8 PCMA/8000',
+    `m=audio ${local.port} RTP/AVP ${pts.join(' ')} 101`,
+    ...codecs.map((c, i) => `a=rtpmap:${pts[i]} ${c}/8000`),
     'a=rtpmap:101 telephone-event/8000',
     'a=fmtp:101 0-16',
     'a=ptime:20',

@@ -8,7 +8,7 @@ import type { Core } from 'sip.js';
 import type { CallCodec } from '../../media/codec.js';
 import type { CallLeg, CallLegSink, OutgoingFrameInfo } from '../../call/call-leg.js';
 import type { RtpSession } from '../rtp/rtp-session.js';
-import { answerOffer, type LocalMedia } from './sdp.js';
+import { answerOffer, makeOffer, type LocalMedia } from './sdp.js';
 
 type Session = Core.Session;
 
@@ -24,8 +24,6 @@ export interface SipLegEvents {
 export class SipLeg implements CallLeg {
   private sink: CallLegSink | null = null;
   private ended = false;
-  /** Hangup cause once ended. */
-  cause: string | null = null;
 
   constructor(
     readonly codec: CallCodec,
@@ -111,7 +109,6 @@ export class SipLeg implements CallLeg {
   private end(cause: string, notifyCall: boolean): void {
     if (this.ended) return;
     this.ended = true;
-    this.cause = cause;
     this.rtp.close();
     this.events.onClosed(this);
     if (notifyCall) this.sink?.onHangup(cause);
@@ -122,7 +119,7 @@ export class SipLeg implements CallLeg {
     if (!offer) {
       // Offer-less re-INVITE: our current SDP is the offer in the 200; the answer comes in the ACK.
       this.local.sessionVersion++;
-      const ours = answerOfferFromLocal(this.local, this.codec);
+      const ours = makeOffer(this.local, [this.codec.name as 'PCMU' | 'PCMA']);
       request.accept({
         statusCode: 200,
         body: { contentDisposition: 'session', contentType: 'application/sdp', content: ours },
@@ -147,23 +144,4 @@ export class SipLeg implements CallLeg {
       body: { contentDisposition: 'session', contentType: 'application/sdp', content: r.sdp },
     });
   }
-}
-
-/** A fresh offer describing our current media (offer-less re-INVITE). */
-function answerOfferFromLocal(local: LocalMedia, codec: CallCodec): string {
-  const pt = codec.name === 'PCMA' ? 8 : 0;
-  return [
-    'v=0',
-    `o=callstream ${local.sessionId} ${local.sessionVersion} IN IP4 ${local.address}`,
-    's=callstream',
-    `c=IN IP4 ${local.address}`,
-    't=0 0',
-    `m=audio ${local.port} RTP/AVP ${pt} 101`,
-    `a=rtpmap:${pt} ${codec.name}/8000`,
-    'a=rtpmap:101 telephone-event/8000',
-    'a=fmtp:101 0-16',
-    'a=ptime:20',
-    'a=sendrecv',
-    '',
-  ].join('\r\n');
 }

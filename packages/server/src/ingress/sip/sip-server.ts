@@ -18,6 +18,8 @@ import { Core, Grammar, URI } from 'sip.js';
 import type { Logger } from 'pino';
 import type { Runtime } from '../../app.js';
 import type { Call, CallInfo } from '../../call/call.js';
+import type { CallCodec } from '../../media/codec.js';
+import type { XmlElement } from '@callstream/protocol';
 import type { Config } from '../../config/config.js';
 import { USER_AGENT } from '../../version.js';
 import { fetchAnswerDocument, XmlSession, type XmlApplication } from '../../xml/interpreter.js';
@@ -27,6 +29,14 @@ import { answerOffer, makeOffer, readAnswer, type LocalMedia } from './sdp.js';
 import { CallstreamError } from '../../errors.js';
 import { SipLeg } from './sip-leg.js';
 import { SipTransport, type SipSource } from './transport.js';
+
+/** A call's RTP session before and after its leg exists (see {@link SipServer.openMedia}). */
+interface OpenMedia {
+  rtp: RtpSession;
+  local: LocalMedia;
+  leg: SipLeg | null;
+  call: Call | null;
+}
 
 /** One configured application (config `applications[]`). */
 export type ApplicationConfig = Config['applications'][number];
@@ -255,36 +265,13 @@ export class SipServer {
       return this.reject(request, 488, 'an SDP offer in the INVITE is required');
     }
 
-    const holder: { leg: SipLeg | null; call: Call | null; notes: Set<string> } = {
-      leg: null,
-      call: null,
-      notes: new Set(),
-    };
-    let rtp: RtpSession;
-    const sip = this.runtime.config.sip;
+    let media: OpenMedia;
     try {
-      rtp = await RtpSession.open(this.rtpOptions(), {
-        onFrame: (f, at, hr) => holder.leg?.frame(f, at, hr),
-        onDtmf: (d, at) => holder.leg?.dtmf(d, at),
-        onTimeout: () => holder.leg?.mediaTimeout(),
-        onReject: (reason, from) => {
-          // The first rejection of each kind goes to the call's debug log; all are counted.
-          if (holder.notes.has(reason)) return;
-          holder.notes.add(reason);
-          const text = `RTP packet from ${from} dropped: ${reason}`;
-          if (holder.call) holder.call.debugLog.add('warning', `rtp_${reason}`, text);
-          else this.logger.debug({ sipCallId: message.callId }, text);
-        },
-      });
+      media = await this.openMedia(message.callId);
     } catch (err) {
       return this.reject(request, 503, (err as Error).message);
     }
-    const local: LocalMedia = {
-      address: this.address,
-      port: rtp.port,
-      sessionId: randomInt(1, 2 ** 31),
-      sessionVersion: 1,
-    };
+    const { rtp, local } = media;
     const negotiated = answerOffer(message.body, local);
     if (!negotiated.ok) {
       rtp.close();
@@ -351,21 +338,12 @@ export class SipServer {
       this.logger.warn({ err, callId: info.callId }, 'INVITE could not be answered');
       return;
     }
-    this.stats.answered++;
-    const leg = new SipLeg(negotiated.codec, session, rtp, local, {
-      onClosed: (l) => this.legClosed(l),
-      onNote: (level, code, text) => call.debugLog.add(level, code, text),
-    });
-    holder.leg = leg;
-    this.legs.set(leg.callId, leg);
-    const call = this.runtime.newCall(leg, info);
-    holder.call = call;
+    const call = this.connect(media, negotiated.codec, session, info, app, doc.elements);
     call.debugLog.add(
       'info',
       'sip_answered',
       `SIP call ${message.callId} from ${source ? `${source.transport}:${source.address}:${source.port}` : '?'}, ${negotiated.codec.name}, RTP ${rtp.port} ⇄ ${negotiated.media.remoteAddress}:${negotiated.media.remotePort}`,
     );
-    new XmlSession(this.runtime, call, app).start(doc.elements);
   }
 
   /**
@@ -407,18 +385,8 @@ export class SipServer {
     if (!this.cores.has(kind))
       throw new CallstreamError('invalid_parameters', `to: transport ${kind} is not enabled`);
     const core = this.core(kind);
-    const rtpHolder: { leg: SipLeg | null } = { leg: null };
-    const rtp = await RtpSession.open(this.rtpOptions(), {
-      onFrame: (f, at, hr) => rtpHolder.leg?.frame(f, at, hr),
-      onDtmf: (d, at) => rtpHolder.leg?.dtmf(d, at),
-      onTimeout: () => rtpHolder.leg?.mediaTimeout(),
-    });
-    const local: LocalMedia = {
-      address: this.address,
-      port: rtp.port,
-      sessionId: randomInt(1, 2 ** 31),
-      sessionVersion: 1,
-    };
+    const media = await this.openMedia(null);
+    const { rtp, local } = media;
     const fromUser = /^\+?\d+$/.test(options.from) ? options.from : 'callstream';
     const request = core.makeOutgoingRequestMessage(
       'INVITE',
@@ -474,15 +442,7 @@ export class SipServer {
           return;
         }
         rtp.setMedia(answer.media);
-        this.stats.answered++;
-        const leg = new SipLeg(answer.codec, response.session, rtp, local, {
-          onClosed: (l) => this.legClosed(l),
-          onNote: (level, code, text) => call.debugLog.add(level, code, text),
-        });
-        rtpHolder.leg = leg;
-        this.legs.set(leg.callId, leg);
-        const call = this.runtime.newCall(leg, info);
-        new XmlSession(this.runtime, call, options.app).start();
+        this.connect(media, answer.codec, response.session, info, options.app);
       },
       onReject: (response) => {
         clearTimeout(timer);
@@ -490,6 +450,60 @@ export class SipServer {
         fail(hangupCauseOf(status), `SIP ${status} ${response.message.reasonPhrase}`);
       },
     });
+  }
+
+  /**
+   * Opens the RTP session of a call about to be set up. Its events reach the leg once
+   * {@link connect} has made one; the first rejected packet of each kind is noted in the call's
+   * debug log (all are counted in the session's stats).
+   * @throws Error when no RTP port pair is free
+   */
+  private async openMedia(sipCallId: string | null): Promise<OpenMedia> {
+    const notes = new Set<string>();
+    // Assigned right after the sockets open; packet events are macrotasks, so none arrives before.
+    let media!: OpenMedia;
+    const rtp = await RtpSession.open(this.rtpOptions(), {
+      onFrame: (f, at, hr) => media.leg?.frame(f, at, hr),
+      onDtmf: (d, at) => media.leg?.dtmf(d, at),
+      onTimeout: () => media.leg?.mediaTimeout(),
+      onReject: (reason, from) => {
+        if (notes.has(reason)) return;
+        notes.add(reason);
+        const text = `RTP packet from ${from} dropped: ${reason}`;
+        if (media.call) media.call.debugLog.add('warning', `rtp_${reason}`, text);
+        else this.logger.debug({ sipCallId }, text);
+      },
+    });
+    const local = {
+      address: this.address,
+      port: rtp.port,
+      sessionId: randomInt(1, 2 ** 31),
+      sessionVersion: 1,
+    };
+    media = { rtp, local, leg: null, call: null };
+    return media;
+  }
+
+  /** Makes the connected dialog a call: leg, `Call`, and its XML flow (prefetched for inbound). */
+  private connect(
+    media: OpenMedia,
+    codec: CallCodec,
+    session: Core.Session,
+    info: CallInfo,
+    app: XmlApplication,
+    prefetched?: XmlElement[],
+  ): Call {
+    this.stats.answered++;
+    const leg = new SipLeg(codec, session, media.rtp, media.local, {
+      onClosed: (l) => this.legClosed(l),
+      onNote: (level, code, text) => call.debugLog.add(level, code, text),
+    });
+    this.legs.set(leg.callId, leg);
+    const call = this.runtime.newCall(leg, info);
+    media.leg = leg;
+    media.call = call;
+    new XmlSession(this.runtime, call, app).start(prefetched);
+    return call;
   }
 
   private legClosed(leg: SipLeg): void {
