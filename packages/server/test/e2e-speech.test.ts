@@ -103,13 +103,21 @@ function receivedFrames(rec: AppRecord, firstFrameMs: number): Buffer[] {
 }
 
 function assertEcho(result: SimulatedCallResult): void {
-  // Per 1 s piece: the echo's delay may grow by a frame mid-call when a stall of this shared machine
-  // bunches frames (the playout FIFO then keeps the extra depth), but every piece must be intact.
-  const { worst, lags } = segmentedEchoCorrelation(callerPcm, result.reply, 4000);
-  assert.ok(lags.length >= 3, 'speech pieces found');
+  // Per 1 s piece: the echo's delay may grow by a few frames mid-call when a stall of this shared
+  // machine skips ticks (the playout FIFO then keeps the extra depth: nothing is dropped), so the
+  // piece a delay change falls inside is excused; every other piece must be intact, the delay may
+  // only grow, and at most two changes are tolerated in a 7 s call.
+  const e = segmentedEchoCorrelation(callerPcm, result.reply, 4000);
+  const detail = `lags ${e.lags.join(', ')}; correlations ${e.correlations.map((c) => c.toFixed(3)).join(', ')}`;
+  assert.ok(e.lags.length >= 3, 'speech pieces found');
+  assert.ok(e.lagChanges <= 2, `echo delay changed ${e.lagChanges} times (${detail})`);
   assert.ok(
-    worst >= 0.99,
-    `echo in reply.wav: worst 1 s piece correlates ${worst.toFixed(4)} (lags ${lags.join(', ')})`,
+    e.lags.every((lag, i) => i === 0 || lag >= e.lags[i - 1]!),
+    `echo delay never shrinks (${detail})`,
+  );
+  assert.ok(
+    e.worstExcusingChanges >= 0.99,
+    `echo in reply.wav: worst 1 s piece correlates ${e.worstExcusingChanges.toFixed(4)} (${detail})`,
   );
 }
 
@@ -156,4 +164,22 @@ test('real speech, three content types at once: bit-exact μ-law and L16 8k, L16
     assert.equal(r.result.stats.sent.start, 1);
     assert.ok((r.result.stats.received.playAudio ?? 0) >= frames);
   }
+});
+
+test('echo check: a delay jump mid-call is excused once; damaged audio in a steady piece is not', () => {
+  // The caller's speech delayed 480 samples, then 800 from 3.3 s on (a stall grew the queue).
+  const jumpAt = 26_400;
+  const echo = new Int16Array(callerPcm.length + 800);
+  echo.set(callerPcm.subarray(0, jumpAt), 480);
+  echo.set(callerPcm.subarray(jumpAt), jumpAt + 800);
+  const ok = segmentedEchoCorrelation(callerPcm, echo, 4000);
+  assert.equal(ok.lagChanges, 1);
+  assert.ok(ok.worstExcusingChanges >= 0.99, `steady pieces intact: ${ok.correlations.join(', ')}`);
+
+  // The same echo with 100 ms of one steady piece replaced by noise: caught.
+  const damaged = echo.slice();
+  const lastPiece = (Math.floor(callerPcm.length / 8000) - 1) * 8000; // after the jump: lag 800
+  for (let i = 0; i < 800; i++) damaged[lastPiece + 800 + 2000 + i] = ((i * 7919) % 20000) - 10000;
+  const bad = segmentedEchoCorrelation(callerPcm, damaged, 4000);
+  assert.ok(bad.worstExcusingChanges < 0.99, `damage found: ${bad.worstExcusingChanges}`);
 });

@@ -51,16 +51,27 @@ export function bestLagCorrelation(
 /**
  * Echo check robust to delay changes: the reference is cut into `segmentSamples` pieces; for each
  * piece with speech in it (peak ≥ 1000) the best lag in `[0, maxLag]` is searched on its loudest
- * quarter, and the piece's correlation at that lag is taken. Returns the worst correlation and the
- * lags found — an echo whose delay grows mid-call (the playout queue absorbed a stall) still passes
- * when every piece is intact.
+ * quarter, and the piece's correlation at that lag is taken.
+ *
+ * Returns the lags and correlations per piece, `worst` over all pieces, `lagChanges` (how often the
+ * lag differs between consecutive pieces) and `worstExcusingChanges`: the worst correlation once, for
+ * each lag change, the one piece on either side of it that correlates less is left out — the piece
+ * a delay change falls inside cannot match one lag. An echo whose delay grows mid-call (the playout
+ * queue absorbed a stall on a loaded machine) passes a check on that figure when every other piece
+ * is intact.
  */
 export function segmentedEchoCorrelation(
   reference: Int16Array,
   signal: Int16Array,
   maxLag: number,
   segmentSamples = 8000,
-): { worst: number; lags: number[]; correlations: number[] } {
+): {
+  worst: number;
+  worstExcusingChanges: number;
+  lagChanges: number;
+  lags: number[];
+  correlations: number[];
+} {
   let worst = 1;
   const lags: number[] = [];
   const correlations: number[] = [];
@@ -96,5 +107,16 @@ export function segmentedEchoCorrelation(
     correlations.push(c);
     worst = Math.min(worst, c);
   }
-  return { worst, lags, correlations };
+  const excused = new Set<number>();
+  let lagChanges = 0;
+  for (let i = 0; i + 1 < lags.length; i++) {
+    if (lags[i] === lags[i + 1]) continue;
+    lagChanges++;
+    excused.add(correlations[i]! < correlations[i + 1]! ? i : i + 1);
+  }
+  let worstExcusingChanges = 1;
+  correlations.forEach((c, i) => {
+    if (!excused.has(i)) worstExcusingChanges = Math.min(worstExcusingChanges, c);
+  });
+  return { worst, worstExcusingChanges, lagChanges, lags, correlations };
 }
