@@ -10,7 +10,7 @@
  * report (also written to `--out`) and a one-line summary. Loopback only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,16 +50,27 @@ function start(
   re: RegExp,
   timeoutMs = 30000,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  // BENCH_PROFILE_DIR=<dir>: CPU-profile the server (`--cpu-prof`) to find hot spots.
-  const prof =
-    process.env.BENCH_PROFILE_DIR && file.includes('cli.ts')
-      ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR]
-      : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, file), ...args], {
+  // Diagnosis of the server process: BENCH_PROFILE_DIR=<dir> CPU-profiles it (`--cpu-prof`),
+  // BENCH_SERVER_FLAGS adds node flags (e.g. `--trace-gc`), BENCH_SERVER_LOG=<file> keeps its output.
+  const isServer = file.includes('cli.ts');
+  const flags = isServer
+    ? [
+        ...(process.env.BENCH_PROFILE_DIR
+          ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR]
+          : []),
+        ...(process.env.BENCH_SERVER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+      ]
+    : [];
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', join(ROOT, file), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
+  if (isServer && process.env.BENCH_SERVER_LOG) {
+    const log = createWriteStream(process.env.BENCH_SERVER_LOG);
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+  }
   let out = '';
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${file} did not start:\n${out}`)), timeoutMs);
@@ -270,6 +281,13 @@ const report = {
       p50: q('callstream_playaudio_to_rtp_seconds', '0.5'),
       p99: q('callstream_playaudio_to_rtp_seconds', '0.99'),
       max: q('callstream_playaudio_to_rtp_seconds', '1'),
+      /** Late playAudio recovered by playout catch-up, ms per stream (summed over the run ÷ calls). */
+      catchUpMsPerStream: +(
+        (1000 *
+          ((m1.get('callstream_playout_catchup_seconds_total') ?? 0) -
+            (m0.get('callstream_playout_catchup_seconds_total') ?? 0))) /
+        Math.max(1, answered.length)
+      ).toFixed(1),
     },
   },
   /** Outgoing RTP inter-packet interval as packets leave the server (its own send timestamps). */

@@ -18,6 +18,7 @@ export * from './media/codec.js';
 export * from './media/g711.js';
 export * from './media/l16.js';
 export * from './media/playout.js';
+export * from './media/time-scale.js';
 export * from './media/resample.js';
 export * from './media/wav.js';
 export * from './ingress/file/file-leg.js';

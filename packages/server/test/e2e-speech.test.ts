@@ -60,7 +60,11 @@ before(async () => {
       session.playAudio(bytes); // echo in the stream's own format
     });
   });
-  runtime = createRuntime(parseConfig({}), { logger: pino({ level: 'silent' }) });
+  // Catch-up off: this test checks the echo sample for sample; after a stall catch-up would
+  // time-compress a few pitch periods (tested on its own in playout-catchup.test.ts).
+  runtime = createRuntime(parseConfig({ stream: { playoutCatchUpMs: 0 } }), {
+    logger: pino({ level: 'silent' }),
+  });
 });
 after(async () => {
   await runtime.close();

@@ -11,7 +11,7 @@ import type { Stream } from '../stream/stream.js';
 /** The metrics registry of one server. */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly ended = { sent: 0, received: 0, dropped: 0, reconnects: 0 };
+  private readonly ended = { sent: 0, received: 0, dropped: 0, reconnects: 0, catchUpMs: 0 };
   private readonly live = new Set<Stream>();
   private readonly extra: Array<() => string> = [];
 
@@ -74,6 +74,15 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(self.ended.reconnects + sum((s) => s.stats.reconnects));
+      },
+    });
+    new Counter({
+      name: 'callstream_playout_catchup_seconds_total',
+      help: 'late playAudio recovered by playout catch-up (pitch periods overlap-added)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc((self.ended.catchUpMs + sum((s) => s.stats.playoutCatchUpMs)) / 1000);
       },
     });
     new Gauge({
@@ -158,6 +167,7 @@ export class Metrics {
       this.ended.received += stream.stats.received.playAudio ?? 0;
       this.ended.dropped += stream.stats.mediaDropped;
       this.ended.reconnects += stream.stats.reconnects;
+      this.ended.catchUpMs += stream.stats.playoutCatchUpMs;
     });
   }
 }

@@ -94,7 +94,7 @@ export class Call {
       },
       onHangup: (cause) => this.hangup(cause, { fromLeg: true }),
     });
-    this.unsubscribeTick = deps.mediaClock.onTick((ms) => this.onTick(ms));
+    this.unsubscribeTick = deps.mediaClock.onTick((ms, skipped) => this.onTick(ms, skipped));
   }
 
   /** True once the call has ended. */
@@ -154,9 +154,13 @@ export class Call {
     for (const s of this.streams.values()) s.pushInbound(frame, undefined, captureMs, arrivalHr);
   }
 
-  /** One media-clock tick: mix playback, send one frame to the caller, feed outbound tracks. */
-  private onTick(tickMs: number): void {
+  /**
+   * One media-clock tick: mix playback, send one frame to the caller, feed outbound tracks.
+   * `skipped` ticks given up before this one (a stall) delayed every queued playback.
+   */
+  private onTick(tickMs: number, skipped = 0): void {
     if (this.ended) return;
+    if (skipped > 0) for (const s of this.streams.values()) s.playoutSkipped(skipped);
     const mix = this.mix;
     mix.fill(0);
     let sources = 0;

@@ -22,8 +22,12 @@ export interface Clock {
 /** Packet period of every stream and call: 20 ms (ptime 20). */
 export const PTIME_MS = 20;
 
-/** A tick handler: `tickMs` is the epoch ms at which this tick was due. */
-export type TickHandler = (tickMs: number) => void;
+/**
+ * A tick handler: `tickMs` is the epoch ms at which this tick was due; `skipped` is how many ticks
+ * the clock gave up just before this one after a stall (0 normally; the playout counts them as
+ * lateness to recover).
+ */
+export type TickHandler = (tickMs: number, skipped: number) => void;
 
 /**
  * The one media clock: a single drift-free 20 ms tick that drives all playout of all calls.

@@ -75,7 +75,7 @@ export class FakeClock implements Clock, MediaClock {
         this.nextTick += PTIME_MS;
         for (const h of [...this.handlers]) {
           try {
-            h(this.current);
+            h(this.current, 0);
           } catch (e) {
             this.errors.push(e);
           }

@@ -86,16 +86,18 @@ export class RealMediaClock implements MediaClock {
     this.timer = undefined;
     const now = this.monotonic();
     const maxCatchUp = this.options.maxCatchUp ?? 3;
-    let burst = 0;
-    while (this.t0 + (this.n + 1) * PTIME_MS <= now + 0.5 && burst < maxCatchUp) {
+    const n0 = this.n;
+    const due = Math.max(0, Math.floor((now + 0.5 - this.t0) / PTIME_MS) - n0);
+    const burst = Math.min(due, maxCatchUp);
+    // Ticks beyond the burst are given up; the first tick of the burst tells the handlers so.
+    const behind = Math.max(0, Math.floor((now - this.t0) / PTIME_MS) - n0 - burst);
+    for (let k = 0; k < burst; k++) {
       this.n++;
-      burst++;
       const dueAt = this.t0 + this.n * PTIME_MS;
       this.stats.maxLateMs = Math.max(this.stats.maxLateMs, now - dueAt);
       this.options.onLateness?.(now - dueAt);
-      this.emit(this.epoch0 + this.n * PTIME_MS);
+      this.emit(this.epoch0 + this.n * PTIME_MS, k === 0 ? behind : 0);
     }
-    const behind = Math.floor((now - this.t0) / PTIME_MS) - this.n;
     if (behind > 0) {
       this.stats.skipped += behind;
       this.n += behind;
@@ -103,12 +105,12 @@ export class RealMediaClock implements MediaClock {
     if (this.handlers.size > 0) this.schedule();
   }
 
-  private emit(tickMs: number): void {
+  private emit(tickMs: number, skipped: number): void {
     this.stats.ticks++;
     const started = this.options.onDuration ? this.monotonic() : 0;
     for (const h of [...this.handlers]) {
       try {
-        h(tickMs);
+        h(tickMs, skipped);
       } catch (e) {
         this.options.onError?.(e);
       }

@@ -33,6 +33,12 @@ export const configSchema = z
           .positive()
           .default(64 * 1024),
         playbackCapMs: z.number().int().positive().default(40000),
+        /**
+         * Playout catch-up (media/playout.ts): a dry spell of at most this many ms in an app's
+         * real-time audio is lateness, recovered by removing pitch periods; 0 plays every sample
+         * exactly as sent, keeping any delay.
+         */
+        playoutCatchUpMs: z.number().int().min(0).max(1000).default(200),
         maxMessageBytes: z
           .number()
           .int()

@@ -5,7 +5,21 @@
  * Policy when full: audio beyond `capSamples` (40 s by default) is rejected — the rest of the
  * message and later messages — and reported to the caller of {@link enqueueAudio}; checkpoints
  * and DTMF are always queued. `clear` acts at once. Pure: no timers, no I/O.
+ *
+ * Catch-up (optional, {@link PlayoutQueueOptions.catchUp}): an app that streams audio at real-time
+ * pace (a relay, an echo, a live TTS) is sometimes late — its process, the network, the caller or
+ * this server stalled — so the queue runs dry mid-stream and silence goes out (or the media clock
+ * skips ticks), and then the late frames arrive together. A plain FIFO keeps that delay for the
+ * rest of the call: every later frame waits behind the bunch. So the queue keeps a *lateness*
+ * account per talk session: silence played in dry spells of at most `maxGapSamples` and ticks the
+ * clock skipped are added, and while lateness remains, frames are played with one pitch period
+ * removed ({@link accelerateFrame}, as adaptive jitter buffers do) until the delay is recovered.
+ * Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue more than four
+ * frames deeper than the lateness ends the session, and so do a dry spell longer than
+ * `maxGapSamples` (a pause), running dry at a checkpoint (an utterance ended), DTMF and `clear`. Nothing is dropped: every sample plays, some 2.5–15 ms periods overlap-added.
  */
+
+import { accelerateFrame } from './time-scale.js';
 
 type Item =
   | { kind: 'audio'; samples: Int16Array; offset: number; receivedAt: number }
@@ -30,6 +44,26 @@ export interface PlayoutQueueOptions {
   capSamples: number;
   /** Called when an audio item's first sample is pulled, with its `receivedAt` (latency metrics). */
   onFirstPull?: (receivedAt: number) => void;
+  /** Catch-up after late audio (see the module comment); off when absent. */
+  catchUp?: {
+    /** A dry spell longer than this (samples) is a pause of the app, not lateness. */
+    maxGapSamples: number;
+    /** Pitch search range and limits of {@link accelerateFrame} (`maxRemove` is the lateness). */
+    minPeriod: number;
+    maxPeriod: number;
+  };
+}
+
+/** Catch-up settings for a call rate: periods 2.5–15 ms, gaps up to `maxGapMs` count as lateness. */
+export function catchUpFor(
+  sampleRate: number,
+  maxGapMs: number,
+): NonNullable<PlayoutQueueOptions['catchUp']> {
+  return {
+    maxGapSamples: Math.round((maxGapMs * sampleRate) / 1000),
+    minPeriod: Math.round(sampleRate / 400),
+    maxPeriod: Math.round((sampleRate * 15) / 1000),
+  };
 }
 
 /** FIFO playout with checkpoints; see the module comment for the policy. */
@@ -37,8 +71,20 @@ export class PlayoutQueue {
   private items: Item[] = [];
   private head = 0;
   private queued = 0;
+  /** Silence samples played since the queue last ran dry mid-stream; -1: not in a dry spell. */
+  private gap = -1;
+  /** Lateness of this talk session still to recover, samples (see the module comment). */
+  private lateness = 0;
+  private scratch: Int16Array | null = null;
+  /** Samples removed by catch-up so far (metrics). */
+  acceleratedSamples = 0;
 
   constructor(private readonly options: PlayoutQueueOptions) {}
+
+  /** Lateness (samples) recorded and not yet recovered by catch-up. */
+  get latenessSamples(): number {
+    return this.lateness;
+  }
 
   /** Queued audio and DTMF time, samples. */
   get queuedSamples(): number {
@@ -58,6 +104,12 @@ export class PlayoutQueue {
   enqueueAudio(samples: Int16Array, receivedAt = 0): { accepted: number; dropped: number } {
     const room = Math.max(0, this.options.capSamples - this.queued);
     const accepted = Math.min(room, samples.length);
+    const catchUp = this.options.catchUp;
+    if (catchUp && this.gap >= 0 && accepted > 0) {
+      // Audio resumes after a short dry spell: the app was late by the silence played meanwhile.
+      this.lateness = Math.min(this.lateness + this.gap, this.maxLateness);
+      this.gap = -1;
+    }
     if (accepted > 0) {
       this.items.push({
         kind: 'audio',
@@ -100,7 +152,25 @@ export class PlayoutQueue {
     this.items = [];
     this.head = 0;
     this.queued = 0;
+    this.endSession();
     return { droppedSamples, droppedCheckpoints };
+  }
+
+  /**
+   * The media clock gave up `ticks` ticks after a stall: nothing was pulled for them, so whatever
+   * is queued now plays that much later — lateness to recover (or, in a dry spell, part of it).
+   */
+  skipped(ticks: number): void {
+    if (!this.options.catchUp || ticks <= 0) return;
+    const samples = ticks * this.options.frameSamples;
+    if (this.gap >= 0)
+      this.gap += samples; // a stall of ours, not a pause of the app
+    else if (this.queued > 0) this.lateness = Math.min(this.lateness + samples, this.maxLateness);
+  }
+
+  /** Lateness is capped at 1 s: more than that is not a stall but a different stream. */
+  private get maxLateness(): number {
+    return 50 * this.options.frameSamples;
   }
 
   /**
@@ -110,7 +180,27 @@ export class PlayoutQueue {
   pull(frame: Int16Array): PullResult {
     const result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
     const n = this.options.frameSamples;
+    const catchUp = this.options.catchUp;
     let p = 0;
+    // Catch-up: while lateness remains and the app is not sending ahead — a queue more than
+    // 4 frames deeper than the lateness means the app sends ahead of time: the session ends.
+    if (this.lateness > 0 && this.queued - this.lateness > 4 * n) this.endSession();
+    const removable = Math.min(this.lateness, this.queued - n);
+    if (catchUp && removable >= catchUp.minPeriod) {
+      const extra = this.audioAhead(n + Math.min(catchUp.maxPeriod, removable));
+      if (extra > n) {
+        const removed = accelerateFrame(this.scratch!.subarray(0, extra), frame, {
+          minPeriod: catchUp.minPeriod,
+          maxPeriod: catchUp.maxPeriod,
+          maxRemove: removable,
+        });
+        this.lateness -= removed;
+        this.acceleratedSamples += removed;
+        this.consumeAudio(n + removed, result);
+        p = n;
+        result.audioSamples = n;
+      }
+    }
     while (this.head < this.items.length) {
       const it = this.items[this.head]!;
       if (it.kind === 'checkpoint') {
@@ -146,6 +236,66 @@ export class PlayoutQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+    if (catchUp) this.trackGap(result, n, catchUp.maxGapSamples);
     return result;
+  }
+
+  /**
+   * Dry-spell bookkeeping after a pull: the silence played from the moment the queue ran dry is
+   * what late audio will have to recover when it arrives.
+   */
+  private trackGap(result: PullResult, n: number, maxGap: number): void {
+    if (result.dtmf.length > 0 || (result.checkpoints.length > 0 && this.isEmpty)) {
+      // A digit plays, or the queue ran dry at a checkpoint (an utterance ended): what follows
+      // is a pause, not lateness.
+      this.endSession();
+    } else if (result.audioSamples > 0) {
+      this.gap = this.isEmpty ? n - result.audioSamples : -1; // ran dry at or inside this frame?
+    } else if (this.gap >= 0) {
+      this.gap += n;
+      if (this.gap > maxGap) this.endSession(); // a pause of the app
+    }
+  }
+
+  private endSession(): void {
+    this.gap = -1;
+    this.lateness = 0;
+  }
+
+  /**
+   * Copies up to `want` samples of audio from the head of the queue into the scratch buffer without
+   * consuming them, stopping at the first checkpoint or DTMF item.
+   * @returns samples copied
+   */
+  private audioAhead(want: number): number {
+    if (!this.scratch || this.scratch.length < want) this.scratch = new Int16Array(want);
+    let got = 0;
+    for (let i = this.head; i < this.items.length && got < want; i++) {
+      const it = this.items[i]!;
+      if (it.kind !== 'audio') break;
+      const take = Math.min(want - got, it.samples.length - it.offset);
+      this.scratch.set(it.samples.subarray(it.offset, it.offset + take), got);
+      got += take;
+    }
+    return got;
+  }
+
+  /** Consumes `count` samples of audio (all in audio items at the head: see {@link audioAhead}). */
+  private consumeAudio(count: number, result: PullResult): void {
+    while (count > 0) {
+      const it = this.items[this.head]!;
+      if (it.kind !== 'audio') throw new Error('playout: catch-up crossed a marker');
+      if (it.offset === 0) this.options.onFirstPull?.(it.receivedAt);
+      const take = Math.min(count, it.samples.length - it.offset);
+      it.offset += take;
+      this.queued -= take;
+      count -= take;
+      if (it.offset >= it.samples.length) this.head++;
+    }
+    // Checkpoints right after the consumed audio are reached with this frame.
+    while (this.head < this.items.length && this.items[this.head]!.kind === 'checkpoint') {
+      result.checkpoints.push((this.items[this.head] as { name: string }).name);
+      this.head++;
+    }
   }
 }

@@ -49,7 +49,7 @@ import {
   type CallCodec,
 } from '../media/codec.js';
 import { NoiseSuppressor } from '../media/noise-suppression.js';
-import { PlayoutQueue, type PullResult } from '../media/playout.js';
+import { PlayoutQueue, catchUpFor, type PullResult } from '../media/playout.js';
 import { DebugLog } from './debug-log.js';
 
 /** Record status of a stream (protocol.md §2.3). */
@@ -97,6 +97,8 @@ export interface StreamStats {
   mediaDropped: number;
   /** Milliseconds of playAudio rejected because the playout queue was full. */
   playbackDroppedMs: number;
+  /** Milliseconds of late playAudio recovered by playout catch-up (pitch periods overlap-added). */
+  playoutCatchUpMs: number;
 }
 
 /** DroppedStream `Error` texts (protocol.md §4.2). */
@@ -160,6 +162,7 @@ export class Stream {
     checkpointsAcked: 0,
     clears: 0,
     mediaDropped: 0,
+    playoutCatchUpMs: 0,
     playbackDroppedMs: 0,
   };
   /** Creation time, epoch ms. */
@@ -255,6 +258,9 @@ export class Stream {
         frameSamples: samplesPerFrame(call.codec.sampleRate),
         capSamples: (this.cfg.playbackCapMs * call.codec.sampleRate) / 1000,
         ...(latency ? { onFirstPull: (t: number) => latency.playToRtp.record(latency.now() - t) } : {}),
+        ...(this.cfg.playoutCatchUpMs > 0
+          ? { catchUp: catchUpFor(call.codec.sampleRate, this.cfg.playoutCatchUpMs) }
+          : {}),
       });
     } else {
       this.playback = null;
@@ -762,7 +768,17 @@ export class Stream {
    */
   pullPlayout(frame: Int16Array): PullResult | null {
     if (!this.playout || this.ended) return null;
-    return this.playout.pull(frame);
+    const before = this.playout.acceleratedSamples;
+    const r = this.playout.pull(frame);
+    if (this.playout.acceleratedSamples !== before)
+      this.stats.playoutCatchUpMs +=
+        ((this.playout.acceleratedSamples - before) * 1000) / this.call.codec.sampleRate;
+    return r;
+  }
+
+  /** The media clock gave up `ticks` ticks (a stall): queued playback was delayed by them. */
+  playoutSkipped(ticks: number): void {
+    if (this.playout && !this.ended) this.playout.skipped(ticks);
   }
 
   /** The frame holding `pulled` has been sent to the caller: acknowledge its checkpoints. */

@@ -1,0 +1,115 @@
+/**
+ * Time-scale compression of speech for playout catch-up: the "accelerate" operation of adaptive
+ * jitter buffers (WebRTC NetEq's `Accelerate`, after the WSOLA family of methods). One 20 ms output
+ * frame is made from slightly more input by removing whole pitch periods with an overlap-add, so the
+ * pitch and the words are kept and no click is introduced. Pure: typed arrays in, typed arrays out.
+ */
+
+/** Parameters of {@link accelerateFrame}, in samples at the audio's rate. */
+export interface AccelerateOptions {
+  /** Shortest period searched (2.5 ms: a 400 Hz voice). */
+  minPeriod: number;
+  /** Longest period searched (15 ms: a 67 Hz voice); also the most removed from a silent frame. */
+  maxPeriod: number;
+  /** Never remove more than this (the playout's remaining lateness). */
+  maxRemove: number;
+  /**
+   * Normalised correlation between two consecutive periods needed to remove one (voiced, steady
+   * speech); below it (onsets, unvoiced sounds) the frame is left alone. Default 0.6.
+   */
+  minCorrelation?: number;
+  /** RMS under which the input counts as silence and any length may go. Default 64 (≈ −54 dBov). */
+  silenceRms?: number;
+}
+
+/**
+ * Writes `out.length` samples into `out` from the start of `input`, removing `removed` samples
+ * (returned) by crossfading `input[i]` into `input[i + removed]` over the first `removed` outputs:
+ *
+ *   out[i] = input[i]·(1 − w) + input[i + P]·w,  w = (i + ½)/P   for i < P
+ *   out[i] = input[i + P]                                        for P ≤ i < n
+ *
+ * so `out[0]` continues the previous frame and `out[n − 1]` is followed by `input[n + P]`. P is the
+ * lag in `[minPeriod, min(maxPeriod, maxRemove, input.length − n, n)]` that best correlates the frame
+ * with itself (one pitch period); in silence the largest allowed P is taken.
+ *
+ * @param input at least `out.length` samples; the `input.length − out.length` extra ones are what
+ *   may be removed
+ * @param out one frame (160 samples at 8 kHz)
+ * @returns samples of `input` consumed beyond `out.length` (0: `out` is a plain copy of the input)
+ */
+export function accelerateFrame(input: Int16Array, out: Int16Array, options: AccelerateOptions): number {
+  const n = out.length;
+  if (input.length < n) throw new RangeError(`accelerateFrame: ${input.length} input samples < frame ${n}`);
+  const maxP = Math.min(options.maxPeriod, options.maxRemove, input.length - n, n);
+  if (maxP < options.minPeriod) {
+    out.set(input.subarray(0, n));
+    return 0;
+  }
+  let energy = 0;
+  for (let i = 0; i < n + maxP; i++) energy += input[i]! * input[i]!;
+  const silenceRms = options.silenceRms ?? 64;
+  let period = maxP;
+  if (energy / (n + maxP) >= silenceRms * silenceRms) {
+    const found = bestPeriod(input, maxP, options.minPeriod, maxP);
+    if (found.correlation < (options.minCorrelation ?? 0.6)) {
+      out.set(input.subarray(0, n));
+      return 0;
+    }
+    period = found.period;
+  }
+  for (let i = 0; i < period; i++) {
+    const w = (i + 0.5) / period;
+    out[i] = Math.round(input[i]! * (1 - w) + input[i + period]! * w);
+  }
+  out.set(input.subarray(2 * period, n + period), period);
+  return period;
+}
+
+/** Normalised correlation of `x[0, len)` with `x[p, p + len)`, sampled every `step` samples. */
+function correlationAt(x: Int16Array, len: number, p: number, step: number): number {
+  let xy = 0;
+  let xx = 0;
+  let yy = 0;
+  for (let i = 0; i < len; i += step) {
+    const a = x[i]!;
+    const b = x[i + p]!;
+    xy += a * b;
+    xx += a * a;
+    yy += b * b;
+  }
+  return xx > 0 && yy > 0 ? xy / Math.sqrt(xx * yy) : 0;
+}
+
+/**
+ * The lag in `[minP, maxP]` at which `x` best repeats itself over a `len`-sample window: a coarse
+ * search on every second lag with every second sample, then every lag within ±2 of the winner at
+ * full resolution (about a tenth of the cost of the full search, which matters with hundreds of
+ * calls catching up on the same tick).
+ */
+function bestPeriod(
+  x: Int16Array,
+  len: number,
+  minP: number,
+  maxP: number,
+): { period: number; correlation: number } {
+  let coarse = minP;
+  let best = -2;
+  for (let p = minP; p <= maxP; p += 2) {
+    const c = correlationAt(x, len, p, 2);
+    if (c > best) {
+      best = c;
+      coarse = p;
+    }
+  }
+  let period = coarse;
+  best = -2;
+  for (let p = Math.max(minP, coarse - 2); p <= Math.min(maxP, coarse + 2); p++) {
+    const c = correlationAt(x, len, p, 1);
+    if (c > best) {
+      best = c;
+      period = p;
+    }
+  }
+  return { period, correlation: best };
+}

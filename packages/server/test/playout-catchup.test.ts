@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PlayoutQueue, accelerateFrame, catchUpFor } from '../src/index.js';
+import { correlation } from '../src/testing/index.js';
+
+const N = 160; // 20 ms at 8 kHz
+
+/** A voiced-like signal: 160 Hz with harmonics (period 50 samples at 8 kHz), amplitude ~8000. */
+function voiced(samples: number, from = 0): Int16Array {
+  const out = new Int16Array(samples);
+  for (let i = 0; i < samples; i++) {
+    const t = (2 * Math.PI * (from + i)) / 50;
+    out[i] = Math.round(5000 * Math.sin(t) + 2500 * Math.sin(2 * t + 1) + 1200 * Math.sin(3 * t + 2));
+  }
+  return out;
+}
+
+const options = { minPeriod: 20, maxPeriod: 120, maxRemove: 1000 };
+
+test('accelerate: a voiced frame loses whole pitch periods, seamlessly; noise is left alone; silence goes fast', () => {
+  const input = voiced(N + 120);
+  const out = new Int16Array(N);
+  const removed = accelerateFrame(input, out, options);
+  assert.ok(removed > 0 && removed % 50 === 0, `whole periods removed: ${removed}`);
+  // Periodic input: removing whole periods leaves the same waveform (within rounding).
+  assert.ok(correlation(out, input.subarray(0, N)) > 0.999);
+  for (let i = removed; i < N; i++)
+    assert.equal(out[i], input[i + removed], `tail is the input shifted (${i})`);
+  assert.equal(out[0], Math.round(input[0]! * (1 - 0.5 / removed) + input[removed]! * (0.5 / removed)));
+
+  // maxRemove below the pitch period: nothing removed, a plain copy.
+  assert.equal(accelerateFrame(input, out, { ...options, maxRemove: 10 }), 0);
+  assert.deepEqual([...out], [...input.subarray(0, N)]);
+
+  // White noise does not repeat: left alone.
+  let seed = 7;
+  const noise = Int16Array.from({ length: N + 120 }, () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return (seed % 16000) - 8000;
+  });
+  assert.equal(accelerateFrame(noise, out, options), 0);
+  assert.deepEqual([...out], [...noise.subarray(0, N)]);
+
+  // Silence: as much as allowed (the longest period).
+  assert.equal(accelerateFrame(new Int16Array(N + 120), out, options), 120);
+  assert.throws(() => accelerateFrame(new Int16Array(10), out, options), RangeError);
+});
+
+/** A live app feeding one 20 ms frame of a continuous voiced signal per tick, with a stall. */
+function liveRun(catchUp: boolean, stallTicks: number) {
+  const q = new PlayoutQueue({
+    frameSamples: N,
+    capSamples: 8000 * 40,
+    ...(catchUp ? { catchUp: catchUpFor(8000, 200) } : {}),
+  });
+  const frame = new Int16Array(N);
+  let sent = 0;
+  const depth: number[] = [];
+  let played = 0;
+  let pending = 0; // frames held back by the stall
+  for (let tick = 0; tick < 200; tick++) {
+    if (tick >= 50 && tick < 50 + stallTicks) pending++;
+    else {
+      for (let k = 0; k <= pending; k++) q.enqueueAudio(voiced(N, N * sent++));
+      pending = 0;
+    }
+    frame.fill(0);
+    played += q.pull(frame).audioSamples;
+    depth.push(q.queuedSamples);
+  }
+  return { depth, played, sent, q };
+}
+
+test('catch-up: after a 100 ms stall of a live app the queue is back to its old depth within a second; nothing is dropped', () => {
+  const plain = liveRun(false, 5);
+  // Without catch-up the stall's 100 ms stays in the queue for good.
+  assert.equal(plain.depth.at(-1), 5 * N - 0, 'plain FIFO keeps 5 frames of extra delay');
+
+  const fixed = liveRun(true, 5);
+  assert.equal(fixed.depth[49], 0, 'depth before the stall');
+  const back = fixed.depth.findIndex((d, i) => i > 56 && d < 50);
+  assert.ok(back > 0 && back <= 56 + 50, `back to depth 0 by tick ${back}`);
+  assert.ok(fixed.depth.at(-1)! < 50, 'less than one pitch period of the stall left');
+  // The recovered delay is the silence the stall caused (5 frames, to within one pitch period of
+  // 50 samples); every other sample was played.
+  assert.ok(fixed.q.acceleratedSamples > 5 * N - 50 && fixed.q.acceleratedSamples <= 5 * N);
+  assert.equal(fixed.played + fixed.q.acceleratedSamples + fixed.q.queuedSamples, fixed.sent * N);
+  assert.equal(plain.played + plain.q.queuedSamples, plain.sent * N);
+});
+
+test('catch-up never touches audio sent ahead: a prompt in a burst, or after a pause that ended at a checkpoint', () => {
+  const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  const frame = new Int16Array(N);
+  const prompt = voiced(8000 * 2);
+  q.enqueueAudio(prompt.subarray(0, N));
+  q.pull(frame); // plays, runs dry: a short gap follows
+  q.pull(frame);
+  q.enqueueAudio(prompt.subarray(N)); // the rest of the prompt at once: 2 s ahead
+  let out = 0;
+  for (let t = 0; t < 120; t++) out += q.pull(frame.fill(0)).audioSamples;
+  assert.equal(q.acceleratedSamples, 0, 'a burst plays as sent');
+  assert.equal(out, prompt.length - N);
+
+  // An utterance ends with a checkpoint reached as the queue runs dry: the next gap is a pause.
+  q.enqueueAudio(voiced(N));
+  q.enqueueCheckpoint('utt-1');
+  assert.deepEqual(q.pull(frame).checkpoints, ['utt-1']);
+  q.pull(frame);
+  q.pull(frame);
+  for (let k = 0; k < 4; k++) q.enqueueAudio(voiced(N, N * k)); // the next utterance, real-time or not
+  for (let t = 0; t < 10; t++) q.pull(frame);
+  assert.equal(q.acceleratedSamples, 0);
+});
+
+test('catch-up: ticks the media clock skipped with audio queued are lateness, recovered like a dry spell', () => {
+  const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  const frame = new Int16Array(N);
+  let sent = 0;
+  q.enqueueAudio(voiced(N, N * sent++));
+  q.skipped(3); // the server stalled: 3 ticks never went out; the app kept sending
+  for (let k = 0; k < 3; k++) q.enqueueAudio(voiced(N, N * sent++));
+  assert.equal(q.latenessSamples, 3 * N);
+  for (let t = 0; t < 60; t++) {
+    q.enqueueAudio(voiced(N, N * sent++));
+    q.pull(frame);
+  }
+  assert.ok(q.acceleratedSamples > 3 * N - 50 && q.acceleratedSamples <= 3 * N);
+  assert.ok(q.queuedSamples < N + 50, 'about one frame queued: the steady state of this live app');
+  const before = q.latenessSamples;
+  q.skipped(2);
+  assert.equal(q.latenessSamples, before + 2 * N);
+  q.clear();
+  assert.equal(q.latenessSamples, 0, 'clear ends the session');
+});
