@@ -64,6 +64,8 @@ export class Call {
   private unsubscribeTick: (() => void) | null = null;
   private readonly frameSamples: number;
   private readonly mix: Int16Array;
+  /** Per-tick list of the playout pulls to acknowledge once the frame is sent (reused). */
+  private readonly pulled: Array<[Stream, PullResult]> = [];
   private readonly scratch: Int16Array;
   private readonly silence: Uint8Array;
   private source: OutboundSource | null = null;
@@ -167,7 +169,8 @@ export class Call {
     if (this.source) {
       if (this.source.pull(mix)) sources++;
     }
-    const pulled: Array<[Stream, PullResult]> = [];
+    const pulled = this.pulled;
+    pulled.length = 0;
     for (const s of this.streams.values()) {
       if (s.ended || !s.params.bidirectional) continue;
       const target = sources === 0 ? mix : this.scratch;
@@ -191,6 +194,7 @@ export class Call {
     this.stats.framesOut++;
     if (sources > 0) this.stats.playbackFrames++;
     for (const [s, r] of pulled) s.playoutSent(r);
+    pulled.length = 0;
     for (const s of this.streams.values()) {
       if (s.ended) continue;
       s.pushOutbound(encoded, sources > 0 ? mix : undefined, tickMs);

@@ -76,6 +76,7 @@ export class PlayoutQueue {
   /** Lateness of this talk session still to recover, samples (see the module comment). */
   private lateness = 0;
   private scratch: Int16Array | null = null;
+  private readonly result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
   /** Samples removed by catch-up so far (metrics). */
   acceleratedSamples = 0;
 
@@ -176,9 +177,14 @@ export class PlayoutQueue {
   /**
    * Takes the next 20 ms: writes queued audio into `frame` (which the caller zero-fills) and
    * reports checkpoints reached and DTMF digits starting. A DTMF item starts on a frame boundary.
+   * The result is this queue's own object, valid until the next pull.
    */
   pull(frame: Int16Array): PullResult {
-    const result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
+    // One result object per queue, reset on every pull (50 pulls per second per stream).
+    const result = this.result;
+    result.audioSamples = 0;
+    result.checkpoints.length = 0;
+    result.dtmf.length = 0;
     const n = this.options.frameSamples;
     const catchUp = this.options.catchUp;
     let p = 0;

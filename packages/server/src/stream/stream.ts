@@ -574,7 +574,8 @@ export class Stream {
     const oldest = Math.min(this.control.peek()?.at ?? Infinity, this.media.peek()?.at ?? Infinity);
     const fill = oldest === Infinity ? 0 : (this.deps.clock.now() - oldest) / this.cfg.backlogMs;
     if (fill < 0.1) {
-      this.armed = { 30: true, 60: true, 90: true };
+      // Re-arm without allocating: this runs for every frame written.
+      this.armed[30] = this.armed[60] = this.armed[90] = true;
       return;
     }
     if (fill >= 1) {

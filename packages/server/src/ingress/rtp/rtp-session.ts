@@ -8,6 +8,8 @@
  */
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
+import dns from 'node:dns';
+import { isIPv4 } from 'node:net';
 import {
   RtcpPacketConverter,
   RtcpReceiverInfo,
@@ -186,8 +188,8 @@ export class RtpSession {
     for (let i = 0; i < span; i++) {
       const port = base + 2 * ((start + i) % span);
       if (portsInUse.has(port)) continue;
-      const rtp = dgram.createSocket('udp4');
-      const rtcp = dgram.createSocket('udp4');
+      const rtp = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+      const rtcp = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
       try {
         await bind(rtp, options.host, port);
         await bind(rtcp, options.host, port + 1);
@@ -514,4 +516,18 @@ export function ntpTime(epochMs: number): bigint {
   const seconds = BigInt(Math.floor(epochMs / 1000) + 2208988800);
   const fraction = BigInt(Math.floor(((epochMs % 1000) / 1000) * 2 ** 32));
   return (seconds << 32n) | fraction;
+}
+
+/**
+ * `lookup` for the RTP/RTCP sockets: peers are IPv4 literals (from SDP or the latched source), so
+ * they are passed through at once instead of through `dns.lookup` and a `nextTick` for each of
+ * the 50 packets per second per call; anything else still resolves through DNS.
+ */
+function literalLookup(
+  address: string,
+  family: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  if (isIPv4(address)) callback(null, address, 4);
+  else dns.lookup(address, 4, callback);
 }
