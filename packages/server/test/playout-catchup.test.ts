@@ -43,6 +43,7 @@ test('accelerate: a voiced frame loses whole pitch periods, seamlessly; noise is
 
   // Silence: as much as allowed (the longest period).
   assert.equal(accelerateFrame(new Int16Array(N + 120), out, options), 120);
+  assert.equal(accelerateFrame(new Int16Array(2 * N), out, { ...options, maxSilenceRemove: N }), N);
   assert.throws(() => accelerateFrame(new Int16Array(10), out, options), RangeError);
 });
 
@@ -131,4 +132,20 @@ test('catch-up: ticks the media clock skipped with audio queued are lateness, re
   assert.equal(q.latenessSamples, before + 2 * N);
   q.clear();
   assert.equal(q.latenessSamples, 0, 'clear ends the session');
+});
+
+test('catch-up in silence: a whole frame per tick goes, so 100 ms of lateness over a pause is gone in 5 ticks', () => {
+  const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  const frame = new Int16Array(N);
+  q.enqueueAudio(new Int16Array(N));
+  q.skipped(5); // 100 ms stall; the app's (silent) frames then arrive together
+  for (let k = 0; k < 5; k++) q.enqueueAudio(new Int16Array(N));
+  let ticks = 0;
+  while (q.latenessSamples > 0 && ticks < 20) {
+    q.enqueueAudio(new Int16Array(N));
+    q.pull(frame);
+    ticks++;
+  }
+  assert.equal(ticks, 5);
+  assert.equal(q.acceleratedSamples, 5 * N);
 });

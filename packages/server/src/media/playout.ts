@@ -13,7 +13,8 @@
  * rest of the call: every later frame waits behind the bunch. So the queue keeps a *lateness*
  * account per talk session: silence played in dry spells of at most `maxGapSamples` and ticks the
  * clock skipped are added, and while lateness remains, frames are played with one pitch period
- * removed ({@link accelerateFrame}, as adaptive jitter buffers do) until the delay is recovered.
+ * removed ({@link accelerateFrame}, as adaptive jitter buffers do) — or, in silence, up to a whole
+ * frame — until the delay is recovered.
  * Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue more than four
  * frames deeper than the lateness ends the session, and so do a dry spell longer than
  * `maxGapSamples` (a pause), running dry at a checkpoint (an utterance ended), DTMF and `clear`. Nothing is dropped: every sample plays, some 2.5–15 ms periods overlap-added.
@@ -193,11 +194,13 @@ export class PlayoutQueue {
     if (this.lateness > 0 && this.queued - this.lateness > 4 * n) this.endSession();
     const removable = Math.min(this.lateness, this.queued - n);
     if (catchUp && removable >= catchUp.minPeriod) {
-      const extra = this.audioAhead(n + Math.min(catchUp.maxPeriod, removable));
+      // Up to a whole frame may go when it is silence; speech loses one period at most.
+      const extra = this.audioAhead(n + Math.min(Math.max(catchUp.maxPeriod, n), removable));
       if (extra > n) {
         const removed = accelerateFrame(this.scratch!.subarray(0, extra), frame, {
           minPeriod: catchUp.minPeriod,
           maxPeriod: catchUp.maxPeriod,
+          maxSilenceRemove: n,
           maxRemove: removable,
         });
         this.lateness -= removed;

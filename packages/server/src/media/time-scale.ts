@@ -9,8 +9,10 @@
 export interface AccelerateOptions {
   /** Shortest period searched (2.5 ms: a 400 Hz voice). */
   minPeriod: number;
-  /** Longest period searched (15 ms: a 67 Hz voice); also the most removed from a silent frame. */
+  /** Longest period searched (15 ms: a 67 Hz voice). */
   maxPeriod: number;
+  /** Most removed from a silent frame (default `maxPeriod`; at most one frame). */
+  maxSilenceRemove?: number;
   /** Never remove more than this (the playout's remaining lateness). */
   maxRemove: number;
   /**
@@ -31,7 +33,7 @@ export interface AccelerateOptions {
  *
  * so `out[0]` continues the previous frame and `out[n − 1]` is followed by `input[n + P]`. P is the
  * lag in `[minPeriod, min(maxPeriod, maxRemove, input.length − n, n)]` that best correlates the frame
- * with itself (one pitch period); in silence the largest allowed P is taken.
+ * with itself (one pitch period); in silence P is as large as allowed (`maxSilenceRemove`).
  *
  * @param input at least `out.length` samples; the `input.length − out.length` extra ones are what
  *   may be removed
@@ -41,22 +43,24 @@ export interface AccelerateOptions {
 export function accelerateFrame(input: Int16Array, out: Int16Array, options: AccelerateOptions): number {
   const n = out.length;
   if (input.length < n) throw new RangeError(`accelerateFrame: ${input.length} input samples < frame ${n}`);
-  const maxP = Math.min(options.maxPeriod, options.maxRemove, input.length - n, n);
-  if (maxP < options.minPeriod) {
+  const avail = input.length - n;
+  const maxP = Math.min(options.maxPeriod, options.maxRemove, avail, n);
+  const maxSilence = Math.min(options.maxSilenceRemove ?? options.maxPeriod, options.maxRemove, avail, n);
+  const silenceRms = options.silenceRms ?? 64;
+  let energy = 0;
+  for (let i = 0; i < n + maxSilence; i++) energy += input[i]! * input[i]!;
+  let period: number;
+  if (energy / (n + maxSilence) < silenceRms * silenceRms) {
+    period = maxSilence; // nothing to keep in shape: as much as allowed
+  } else if (maxP >= options.minPeriod) {
+    const found = bestPeriod(input, maxP, options.minPeriod, maxP);
+    period = found.correlation >= (options.minCorrelation ?? 0.6) ? found.period : 0;
+  } else {
+    period = 0;
+  }
+  if (period < options.minPeriod) {
     out.set(input.subarray(0, n));
     return 0;
-  }
-  let energy = 0;
-  for (let i = 0; i < n + maxP; i++) energy += input[i]! * input[i]!;
-  const silenceRms = options.silenceRms ?? 64;
-  let period = maxP;
-  if (energy / (n + maxP) >= silenceRms * silenceRms) {
-    const found = bestPeriod(input, maxP, options.minPeriod, maxP);
-    if (found.correlation < (options.minCorrelation ?? 0.6)) {
-      out.set(input.subarray(0, n));
-      return 0;
-    }
-    period = found.period;
   }
   for (let i = 0; i < period; i++) {
     const w = (i + 0.5) / period;
