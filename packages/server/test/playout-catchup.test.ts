@@ -132,6 +132,9 @@ test('catch-up: ticks the media clock skipped with audio queued are lateness, re
   assert.equal(q.latenessSamples, before + 2 * N);
   q.clear();
   assert.equal(q.latenessSamples, 0, 'clear ends the session');
+  q.enqueueAudio(voiced(8000)); // a 1 s prompt sent ahead: a stall does not make it late
+  q.skipped(3);
+  assert.equal(q.latenessSamples, 0);
 });
 
 test('catch-up in silence: a whole frame per tick goes, so 100 ms of lateness over a pause is gone in 5 ticks', () => {

@@ -165,9 +165,12 @@ export class PlayoutQueue {
   skipped(ticks: number): void {
     if (!this.options.catchUp || ticks <= 0) return;
     const samples = ticks * this.options.frameSamples;
-    if (this.gap >= 0)
+    if (this.gap >= 0) {
       this.gap += samples; // a stall of ours, not a pause of the app
-    else if (this.queued > 0) this.lateness = Math.min(this.lateness + samples, this.maxLateness);
+    } else if (this.queued > 0 && this.queued - this.lateness <= 4 * this.options.frameSamples) {
+      // (a queue deeper than that was sent ahead: a few ticks late do not make it late)
+      this.lateness = Math.min(this.lateness + samples, this.maxLateness);
+    }
   }
 
   /** Lateness is capped at 1 s: more than that is not a stall but a different stream. */
