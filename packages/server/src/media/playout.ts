@@ -14,10 +14,11 @@
  * account per talk session: silence played in dry spells of at most `maxGapSamples` and ticks the
  * clock skipped are added, and while lateness remains, frames are played with one pitch period
  * removed ({@link accelerateFrame}, as adaptive jitter buffers do) — or, in silence, up to a whole
- * frame — until the delay is recovered.
- * Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue more than four
- * frames deeper than the lateness ends the session, and so do a dry spell longer than
- * `maxGapSamples` (a pause), running dry at a checkpoint (an utterance ended), DTMF and `clear`. Nothing is dropped: every sample plays, some 2.5–15 ms periods overlap-added.
+ * frame — until the delay is recovered. Audio an app sends ahead of time (a prompt in a burst) is
+ * never touched: a queue more than four frames deeper than the lateness ends the session, and so do
+ * a dry spell longer than `maxGapSamples` (a pause), running dry at a checkpoint (an utterance
+ * ended), DTMF and `clear`. Nothing is dropped: every sample plays, some 2.5–15 ms periods
+ * overlap-added, silent frames possibly skipped.
  */
 
 import { accelerateFrame } from './time-scale.js';
