@@ -82,7 +82,7 @@ export class Metrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc((self.ended.catchUpMs + sum((s) => s.stats.playoutCatchUpMs)) / 1000);
+        this.inc((self.ended.catchUpMs + sum((s) => s.playoutCatchUpMs)) / 1000);
       },
     });
     new Gauge({
@@ -167,7 +167,7 @@ export class Metrics {
       this.ended.received += stream.stats.received.playAudio ?? 0;
       this.ended.dropped += stream.stats.mediaDropped;
       this.ended.reconnects += stream.stats.reconnects;
-      this.ended.catchUpMs += stream.stats.playoutCatchUpMs;
+      this.ended.catchUpMs += stream.playoutCatchUpMs;
     });
   }
 }

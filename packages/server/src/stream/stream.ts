@@ -97,8 +97,6 @@ export interface StreamStats {
   mediaDropped: number;
   /** Milliseconds of playAudio rejected because the playout queue was full. */
   playbackDroppedMs: number;
-  /** Milliseconds of late playAudio recovered by playout catch-up (pitch periods overlap-added). */
-  playoutCatchUpMs: number;
 }
 
 /** DroppedStream `Error` texts (protocol.md §4.2). */
@@ -162,7 +160,6 @@ export class Stream {
     checkpointsAcked: 0,
     clears: 0,
     mediaDropped: 0,
-    playoutCatchUpMs: 0,
     playbackDroppedMs: 0,
   };
   /** Creation time, epoch ms. */
@@ -277,6 +274,11 @@ export class Stream {
   /** True once the stream has ended. */
   get ended(): boolean {
     return this.endedAt !== null;
+  }
+
+  /** Late playAudio recovered by playout catch-up so far, ms (media/playout.ts). */
+  get playoutCatchUpMs(): number {
+    return this.playout ? (this.playout.acceleratedSamples * 1000) / this.call.codec.sampleRate : 0;
   }
 
   /** Queued playback, ms (0 for one-way streams). */
@@ -769,12 +771,7 @@ export class Stream {
    */
   pullPlayout(frame: Int16Array): PullResult | null {
     if (!this.playout || this.ended) return null;
-    const before = this.playout.acceleratedSamples;
-    const r = this.playout.pull(frame);
-    if (this.playout.acceleratedSamples !== before)
-      this.stats.playoutCatchUpMs +=
-        ((this.playout.acceleratedSamples - before) * 1000) / this.call.codec.sampleRate;
-    return r;
+    return this.playout.pull(frame);
   }
 
   /** The media clock gave up `ticks` ticks (a stall): queued playback was delayed by them. */
