@@ -5,9 +5,14 @@
  * over S seconds of noisy speech, as fast as possible, with and without noise cancellation, and
  * prints CPU milliseconds per stream-second (process.cpuUsage of this process), the real-time
  * factor, the stage's added latency, and RSS growth per noise-suppressed stream.
+ *
+ * `npm run bench:noise -- --quality` prints the quality table of the README instead: for each
+ * committed fixture (`fixtures/noise/speech-<noise>-<snr>db.wav`) the segmental-SNR gain at levels
+ * 60/85/100 and the change of speech-frame SDR against the clean speech at 85 and 100.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { segmentalSnrDb, speechActivity, speechSdrDb, suppressAligned } from '@callstream/server/testing';
 import {
   NoiseSuppressor,
   PCMU,
@@ -18,13 +23,41 @@ import {
 } from '@callstream/server';
 
 const { values } = parseArgs({
-  options: { streams: { type: 'string', default: '20' }, seconds: { type: 'string', default: '30' } },
+  options: {
+    streams: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '30' },
+    quality: { type: 'boolean', default: false },
+  },
 });
+const fixture = (name: string) =>
+  readWav(readFileSync(new URL(`../fixtures/${name}`, import.meta.url))).samples;
+
+if (values.quality) {
+  const clean = fixture('speech-8k.wav');
+  const mask = speechActivity(clean);
+  console.log('| noise | SNR in | gain @60 | gain @85 | gain @100 | SDR change @85 | SDR change @100 |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const noise of ['white', 'babble', 'talkers', 'hum']) {
+    const cols: string[][] = [[], [], [], [], []];
+    for (const snr of [0, 5, 10]) {
+      const noisy = fixture(`noise/speech-${noise}-${snr}db.wav`);
+      const out = new Map([60, 85, 100].map((l) => [l, suppressAligned(noisy, l)]));
+      [60, 85, 100].forEach((l, i) =>
+        cols[i]!.push((segmentalSnrDb(out.get(l)!, mask) - segmentalSnrDb(noisy, mask)).toFixed(1)),
+      );
+      [85, 100].forEach((l, i) =>
+        cols[3 + i]!.push(
+          (speechSdrDb(out.get(l)!, clean, mask) - speechSdrDb(noisy, clean, mask)).toFixed(1),
+        ),
+      );
+    }
+    console.log(`| ${noise} | 0 / 5 / 10 dB | ${cols.map((c) => c.join(' / ')).join(' | ')} |`);
+  }
+  process.exit(0);
+}
 const streams = Number(values.streams);
 const seconds = Number(values.seconds);
-const speech = readWav(
-  readFileSync(new URL('../fixtures/noise/speech-white-5db.wav', import.meta.url)),
-).samples;
+const speech = fixture('noise/speech-white-5db.wav');
 const mulaw = g711Encode('mulaw', speech.subarray(0, Math.floor(speech.length / 160) * 160));
 const framesPerStream = seconds * 50;
 

@@ -12,15 +12,24 @@
  *
  * Level → strength (monotonic: every parameter suppresses more as the level rises), t = (L − 60)/40:
  *
- * | level | wet mix (denoised share) | gate floor | VAD threshold |
- * |---|---|---|---|
- * | 60 (light) | 50 % | −6 dB | 0.20 |
- * | 85 (default) | 81 % | −27 dB | 0.51 |
- * | 100 (aggressive) | 100 % | −40 dB | 0.70 |
+ * | level | wet mix (denoised share) | residual exponent β | gate floor | VAD threshold |
+ * |---|---|---|---|---|
+ * | 60 (light) | 50 % | 0 | −6 dB | 0.20 |
+ * | 70 (balanced) | 79 % | 0.03 | −14.5 dB | 0.33 |
+ * | 85 (default) | 97.4 % | 0.20 | −27 dB | 0.51 |
+ * | 100 (aggressive) | 100 % | 0.50 | −40 dB | 0.70 |
  *
- * wet = 0.5 + 0.5·t; floor = −(6 + 34·t) dB; threshold = 0.2 + 0.5·t. The gate opens at once when
- * RNNoise's voice probability reaches the threshold and closes after a 200 ms hangover, with the
- * gain moving at most 3 dB per 10 ms frame so it never clicks.
+ * wet = 1 − 0.5·(1 − t)³ (the unprocessed share, which carries the noise straight through, falls
+ * from −6 dB at 60 to −14 dB at 70, −32 dB at 85 and nothing at 100); β = 0.5·t²; floor =
+ * −(6 + 34·t) dB; threshold = 0.2 + 0.5·t.
+ *
+ * Residual weighting: each 10 ms frame's gain target is lowered by β·10·log10(E_out/E_in) dB, where
+ * E_in and E_out are the energies of RNNoise's (aligned) input and output for that frame — a frame
+ * RNNoise found to be mostly noise is pushed further down, a frame it left intact (speech) passes.
+ * It trades a little speech fidelity for suppression, which is why it grows with the level (README:
+ * distortion figures). The voice-activity gate opens at once when RNNoise's voice probability
+ * reaches the threshold and closes after a 200 ms hangover; the gain moves at most 3 dB per 10 ms
+ * frame so it never clicks.
  */
 import createRNNWasmModuleSync from '@jitsi/rnnoise-wasm/dist/rnnoise-sync.js';
 import { StreamingResampler } from './resample.js';
@@ -63,6 +72,11 @@ export const NOISE_LEVEL_DEFAULT = 85;
 export interface SuppressionStrength {
   /** Share of the denoised signal in the output, 0.5–1. */
   wet: number;
+  /**
+   * Residual exponent β, 0–0.5: the frame gain target is lowered by β·10·log10(E_out/E_in) dB
+   * (RNNoise's output ÷ input energy over the 10 ms frame; 0 = off).
+   */
+  residualExponent: number;
   /** Gain applied when no voice is detected, dB (negative). */
   floorDb: number;
   /** RNNoise voice probability at or above which the gate opens, 0–1. */
@@ -76,11 +90,18 @@ export interface SuppressionStrength {
 export function strengthForLevel(level: number): SuppressionStrength {
   const l = Math.min(NOISE_LEVEL_MAX, Math.max(NOISE_LEVEL_MIN, level));
   const t = (l - NOISE_LEVEL_MIN) / (NOISE_LEVEL_MAX - NOISE_LEVEL_MIN);
-  return { wet: 0.5 + 0.5 * t, floorDb: -(6 + 34 * t), vadThreshold: 0.2 + 0.5 * t };
+  return {
+    wet: 1 - 0.5 * (1 - t) ** 3,
+    residualExponent: 0.5 * t * t,
+    floorDb: -(6 + 34 * t),
+    vadThreshold: 0.2 + 0.5 * t,
+  };
 }
 
 const HANGOVER_FRAMES = 20; // 200 ms of 10 ms frames
 const MAX_STEP_DB = 3;
+/** Lowest gain the residual weighting may ask for, dB. */
+const MIN_GAIN_DB = -60;
 
 /**
  * One stream's noise suppressor. Not thread-safe; one per stream. Call {@link close} to free WASM
@@ -147,7 +168,7 @@ export class NoiseSuppressor {
     if (this.state === 0) throw new Error('noise suppressor used after close');
     const hi = this.up.process(this.hum.process(pcm.slice()));
     const out48 = new Int16Array(hi.length);
-    const { wet, floorDb, vadThreshold } = this.strength;
+    const { wet, floorDb, vadThreshold, residualExponent } = this.strength;
     const base = this.bufPtr >> 2;
     let vadSum = 0;
     let frames = 0;
@@ -162,7 +183,18 @@ export class NoiseSuppressor {
       // voice-activity gate with hangover and bounded slew
       if (vad >= vadThreshold) this.hangover = HANGOVER_FRAMES;
       else if (this.hangover > 0) this.hangover--;
-      const target = this.hangover > 0 ? 0 : floorDb;
+      let target = this.hangover > 0 ? 0 : floorDb;
+      if (residualExponent > 0) {
+        // `current` is the dry frame aligned with RNNoise's output (both lag the input by 20 ms)
+        let eIn = 1e-3;
+        let eOut = 1e-3;
+        for (let i = 0; i < MODEL_FRAME; i++) {
+          eIn += current[i]! * current[i]!;
+          eOut += heap[base + i]! * heap[base + i]!;
+        }
+        const residualDb = 10 * Math.log10(Math.min(1, eOut / eIn));
+        target = Math.max(MIN_GAIN_DB, target + residualExponent * residualDb);
+      }
       this.gainDb += Math.max(-MAX_STEP_DB, Math.min(MAX_STEP_DB, target - this.gainDb));
       const gain = Math.pow(10, this.gainDb / 20);
       // RNNoise's output lags its input by MODEL_DELAY_FRAMES frames (measured: 20 ms); the dry

@@ -244,7 +244,8 @@ export class Stream {
       this.debugLog.add(
         'info',
         'noise_cancellation',
-        `noise cancellation on, level ${params.noiseCancellationLevel} (wet ${Math.round(st.wet * 100)} %, floor ${st.floorDb.toFixed(0)} dB, ` +
+        `noise cancellation on, level ${params.noiseCancellationLevel} (wet ${(st.wet * 100).toFixed(1)} %, residual exponent ${st.residualExponent.toFixed(2)}, ` +
+          `floor ${st.floorDb.toFixed(0)} dB, ` +
           `VAD threshold ${st.vadThreshold.toFixed(2)}); adds ${this.noise.latencyMs} ms`,
       );
     }

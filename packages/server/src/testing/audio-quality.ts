@@ -8,6 +8,8 @@
  * in pauses versus speech kept).
  */
 
+import { NoiseSuppressor } from '../media/noise-suppression.js';
+
 const FRAME = 160;
 
 /** Per-frame class: 1 speech, 0 speech-free, -1 neither (transitions). */
@@ -64,4 +66,46 @@ export function mixAtSnr(clean: Int16Array, noise: Int16Array, snrDb: number): I
     out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
   }
   return out;
+}
+
+/**
+ * Speech-frame signal-to-distortion ratio of `signal` against the time-aligned `clean` speech, dB:
+ * Σ clean² ÷ Σ (signal − clean)² over the speech frames of `mask`. Unlike {@link segmentalSnrDb},
+ * which rewards any attenuation in pauses, this falls when speech itself is attenuated or distorted,
+ * so the two together show what a suppressor trades.
+ */
+export function speechSdrDb(signal: Int16Array, clean: Int16Array, mask: Int8Array, frame = FRAME): number {
+  let s = 0;
+  let d = 0;
+  for (let f = 0; f < mask.length; f++) {
+    if (mask[f] !== 1) continue;
+    for (let i = f * frame; i < (f + 1) * frame && i < signal.length && i < clean.length; i++) {
+      s += clean[i]! * clean[i]!;
+      d += (signal[i]! - clean[i]!) ** 2;
+    }
+  }
+  return 10 * Math.log10((s + 1e-9) / (d + 1e-9));
+}
+
+/**
+ * Runs 8 kHz `x` through a {@link NoiseSuppressor} at `level` in 20 ms frames, as a stream would,
+ * and removes the stage's reported delay so the output lines up with the input sample for sample.
+ * @throws Error if a frame comes back with a different length (the stage must keep 20 ms frames)
+ */
+export function suppressAligned(x: Int16Array, level: number): Int16Array {
+  const ns = new NoiseSuppressor(8000, level);
+  const delay = Math.round((ns.latencyMs * 8000) / 1000);
+  const input = new Int16Array(Math.ceil((x.length + delay) / FRAME) * FRAME);
+  input.set(x);
+  const out = new Int16Array(input.length);
+  try {
+    for (let i = 0; i < input.length; i += FRAME) {
+      const y = ns.process(input.subarray(i, i + FRAME));
+      if (y.length !== FRAME) throw new Error(`20 ms in, ${y.length} samples out`);
+      out.set(y, i);
+    }
+  } finally {
+    ns.close();
+  }
+  return out.subarray(delay, delay + x.length);
 }
