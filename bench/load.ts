@@ -273,6 +273,10 @@ const report = {
       skippedTicks:
         (m1.get('callstream_media_ticks_skipped_total') ?? 0) -
         (m0.get('callstream_media_ticks_skipped_total') ?? 0),
+      /** Ticks run from inside an I/O batch as soon as they were due (RealMediaClock.runIfDue). */
+      preemptedTicks:
+        (m1.get('callstream_media_ticks_preempted_total') ?? 0) -
+        (m0.get('callstream_media_ticks_preempted_total') ?? 0),
       /** How long one tick's work for every call took. */
       tickDurationP50: q('callstream_media_tick_duration_seconds', '0.5'),
       tickDurationP99: q('callstream_media_tick_duration_seconds', '0.99'),

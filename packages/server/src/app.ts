@@ -25,7 +25,7 @@ export interface Runtime {
   /** Engine latency histograms (exported on /metrics). */
   readonly latency: EngineLatency;
   /** Media-clock counters (ticks, skipped) when the real clock runs. */
-  readonly mediaClockStats: { ticks: number; skipped: number } | null;
+  readonly mediaClockStats: { ticks: number; skipped: number; preempted: number } | null;
   /** Text to speech for `<Speak>` (worker thread, started on first use). */
   readonly speech: SpeechSynthesizer;
   /** Running XML call flows by CallUUID (transfer finds them here). */

@@ -70,6 +70,8 @@ export class Call {
   private readonly silence: Uint8Array;
   private source: OutboundSource | null = null;
   private readonly streamListeners: Array<(s: Stream) => void> = [];
+  /** The media clock's preemption point, handed to this call's streams. */
+  private readonly preempt = (): void => this.deps.mediaClock.runIfDue?.();
 
   constructor(
     private readonly deps: CallDeps,
@@ -138,6 +140,7 @@ export class Call {
         userAgent: this.deps.userAgent,
         ...(this.deps.logger ? { logger: this.deps.logger } : {}),
         ...(this.deps.latency ? { latency: this.deps.latency } : {}),
+        preempt: this.preempt,
       },
       { callId: this.info.callId, from: this.info.from, to: this.info.to, codec: this.leg.codec },
       params,

@@ -35,6 +35,13 @@ export type TickHandler = (tickMs: number, skipped: number) => void;
 export interface MediaClock {
   /** Subscribes to ticks; returns the unsubscribe function. */
   onTick(handler: TickHandler): () => void;
+  /**
+   * Preemption point (optional; the real clock has it): runs the tick at once if it is due, rather
+   * than when the event loop next reaches its timers. I/O handlers that arrive in large batches
+   * (RTP packets, app messages) call it per item, so a tick waits for one item's work at most, not
+   * for the batch. Must not be called from inside a tick handler (it is then a no-op).
+   */
+  runIfDue?(): void;
 }
 
 /** The process's real clock: `Date.now` and Node timers. */

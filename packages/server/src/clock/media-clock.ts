@@ -8,6 +8,8 @@ export interface MediaClockStats {
   skipped: number;
   /** Largest lateness of a tick seen, ms. */
   maxLateMs: number;
+  /** Ticks run from an I/O handler by {@link RealMediaClock.runIfDue} instead of the timer. */
+  preempted: number;
 }
 
 /**
@@ -16,6 +18,11 @@ export interface MediaClockStats {
  * at most `maxCatchUp` ticks at once (a short burst), then skips the rest rather than bursting a
  * backlog of packets at the caller. Runs only while it has subscribers; handler exceptions are
  * reported to `onError` and never stop the clock.
+ *
+ * A Node timer only fires between I/O batches: when hundreds of RTP packets and app messages arrive
+ * together (callers and bots on a shared 20 ms pacer), the timer waits for the whole batch —
+ * measured up to ~10 ms at 200 calls. {@link runIfDue}, called by the I/O handlers per item, fires
+ * the tick from inside the batch as soon as it is due.
  */
 export class RealMediaClock implements MediaClock {
   private readonly handlers = new Set<TickHandler>();
@@ -23,7 +30,8 @@ export class RealMediaClock implements MediaClock {
   private t0 = 0;
   private epoch0 = 0;
   private n = 0;
-  readonly stats: MediaClockStats = { ticks: 0, skipped: 0, maxLateMs: 0 };
+  private firing = false;
+  readonly stats: MediaClockStats = { ticks: 0, skipped: 0, maxLateMs: 0, preempted: 0 };
 
   private readonly monotonic: () => number;
   private readonly wall: () => number;
@@ -82,8 +90,30 @@ export class RealMediaClock implements MediaClock {
     this.timer = this.schedule0(() => this.fire(), Math.max(0, due - this.monotonic()));
   }
 
+  /**
+   * Runs the due tick now (see {@link MediaClock.runIfDue}); one monotonic-clock read when nothing
+   * is due. A no-op while stopped or inside a tick.
+   */
+  runIfDue(): void {
+    if (this.timer === undefined || this.firing) return;
+    if (this.monotonic() < this.t0 + (this.n + 1) * PTIME_MS) return;
+    this.cancel(this.timer);
+    this.stats.preempted++;
+    this.fire();
+  }
+
   private fire(): void {
     this.timer = undefined;
+    this.firing = true;
+    try {
+      this.fireDue();
+    } finally {
+      this.firing = false;
+    }
+    if (this.handlers.size > 0) this.schedule();
+  }
+
+  private fireDue(): void {
     const now = this.monotonic();
     const maxCatchUp = this.options.maxCatchUp ?? 3;
     const n0 = this.n;
@@ -102,7 +132,6 @@ export class RealMediaClock implements MediaClock {
       this.stats.skipped += behind;
       this.n += behind;
     }
-    if (this.handlers.size > 0) this.schedule();
   }
 
   private emit(tickMs: number, skipped: number): void {

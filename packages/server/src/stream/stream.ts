@@ -81,6 +81,8 @@ export interface StreamDeps {
   logger?: Logger;
   /** Latency histograms (capture→WS, playAudio→RTP). */
   latency?: EngineLatency;
+  /** Called before each app message is handled: the media clock's preemption point. */
+  preempt?: () => void;
 }
 
 /** Per-stream counters (debug log summary, CLI summary, metrics). */
@@ -391,6 +393,7 @@ export class Stream {
       this.onOpen(ws, redial);
     });
     ws.on('message', (data, isBinary) => {
+      this.deps.preempt?.();
       try {
         this.onMessage(data as Buffer, isBinary);
       } catch (e) {

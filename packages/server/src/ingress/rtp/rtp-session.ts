@@ -68,6 +68,8 @@ export interface RtpSessionOptions {
   rtcpIntervalMs: number;
   /** Records the interval between consecutive outgoing RTP packets (ms) — server-side pacing metric. */
   onSendInterval?: (ms: number) => void;
+  /** Called before each received RTP packet is handled: the media clock's preemption point. */
+  preempt?: () => void;
 }
 
 /** Counters of one session. */
@@ -170,7 +172,11 @@ export class RtpSession {
       this.stats.dtmfIn++;
       events.onDtmf(digit, options.clock.now());
     });
-    rtp.on('message', (msg, rinfo) => this.onRtp(msg, rinfo));
+    const preempt = options.preempt;
+    rtp.on('message', (msg, rinfo) => {
+      preempt?.();
+      this.onRtp(msg, rinfo);
+    });
     rtcp.on('message', (msg, rinfo) => this.onRtcp(msg, rinfo));
     // A send to an unreachable peer surfaces as an 'error' event on some platforms: count, never crash.
     rtp.on('error', () => this.stats.rejected++);

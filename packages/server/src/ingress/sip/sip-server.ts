@@ -575,6 +575,7 @@ export class SipServer {
     const sip = this.runtime.config.sip;
     return {
       clock: this.runtime.clock,
+      preempt: () => this.runtime.mediaClock.runIfDue?.(),
       host: sip.host,
       portMin: sip.rtpPortMin,
       portMax: sip.rtpPortMax,
