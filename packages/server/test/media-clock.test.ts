@@ -92,7 +92,7 @@ test('fake clock: timers and ticks fire in time order', () => {
   assert.equal(c.now(), 45);
 });
 
-test('real media clock: runIfDue runs a due tick from an I/O handler, never early, never inside a tick, and re-arms the timer', () => {
+test('real media clock: runIfDue runs a tick ≥ 4 ms late from an I/O handler, never earlier, never inside a tick, and re-arms the timer', () => {
   const t = manualTime();
   const clock = new RealMediaClock(t.options);
   const ticks: number[] = [];
@@ -102,20 +102,25 @@ test('real media clock: runIfDue runs a due tick from an I/O handler, never earl
     clock.runIfDue(); // a handler that ends up in an I/O path: must not recurse
     nested++;
   });
-  t.now = 1019.9; // 0.1 ms before the first tick is due: an I/O batch item finds nothing to do
+  t.now = 1019.9; // before the first tick is due: an I/O batch item finds nothing to do
+  clock.runIfDue();
+  assert.deepEqual(ticks, []);
+  t.now = 1023.9; // due, but less than 4 ms late: the batch may finish first, the timer follows
   clock.runIfDue();
   assert.deepEqual(ticks, []);
   assert.equal(clock.stats.preempted, 0);
-  t.now = 1020.4; // due: the batch item runs the tick instead of waiting for the timer
+  t.now = 1024.4; // 4.4 ms late: the batch item runs the tick instead of waiting for the timer
   clock.runIfDue();
   assert.deepEqual(ticks, [20]);
   assert.equal(nested, 1, 'runIfDue inside the tick was a no-op');
   assert.equal(clock.stats.preempted, 1);
   assert.ok(t.pending, 'the timer was re-armed');
-  assert.equal(t.delays.at(-1)!.toFixed(1), '19.6', 'for the next tick on the 20 ms grid');
+  assert.equal(t.delays.at(-1)!.toFixed(1), '15.6', 'for the next tick on the 20 ms grid');
   clock.runIfDue(); // same instant, the next tick is not due
   assert.deepEqual(ticks, [20]);
-  t.now = 1040.1;
+  t.now = 1043.9; // due and 3.9 ms late: still the timer's
+  clock.runIfDue();
+  assert.deepEqual(ticks, [20]);
   t.fire(); // the timer still drives ticks when no I/O arrives
   assert.deepEqual(ticks, [20, 40]);
   assert.equal(clock.stats.ticks, 2);

@@ -36,10 +36,11 @@ export interface MediaClock {
   /** Subscribes to ticks; returns the unsubscribe function. */
   onTick(handler: TickHandler): () => void;
   /**
-   * Preemption point (optional; the real clock has it): runs the tick at once if it is due, rather
-   * than when the event loop next reaches its timers. I/O handlers that arrive in large batches
-   * (RTP packets, app messages) call it per item, so a tick waits for one item's work at most, not
-   * for the batch. Must not be called from inside a tick handler (it is then a no-op).
+   * Preemption point (optional; the real clock has it): runs the tick at once if it is due and
+   * already a few ms late (`RealMediaClock` `preemptAfterMs`, default 4), rather than when the event
+   * loop next reaches its timers. I/O handlers that arrive in large batches (RTP packets, app
+   * messages) call it per item, so a tick never waits for a whole long batch. Must not be called
+   * from inside a tick handler (it is then a no-op).
    */
   runIfDue?(): void;
 }
