@@ -152,7 +152,7 @@ export class Metrics {
       `# HELP callstream_rtp_send_interval_outside_total RTP send intervals outside 20 ± 5 ms\n# TYPE callstream_rtp_send_interval_outside_total counter\ncallstream_rtp_send_interval_outside_total ${l.rtpSendInterval.countOutside(15, 25)}\n` +
       (this.runtime.mediaClockStats
         ? `# HELP callstream_media_ticks_skipped_total ticks given up after a stall longer than the catch-up budget\n# TYPE callstream_media_ticks_skipped_total counter\ncallstream_media_ticks_skipped_total ${this.runtime.mediaClockStats.skipped}\n` +
-          `# HELP callstream_media_ticks_preempted_total ticks run from inside an I/O batch as soon as due (instead of after it)\n# TYPE callstream_media_ticks_preempted_total counter\ncallstream_media_ticks_preempted_total ${this.runtime.mediaClockStats.preempted}\n`
+          `# HELP callstream_media_ticks_preempted_total ticks run from inside an I/O batch once 4 ms late (instead of after the batch)\n# TYPE callstream_media_ticks_preempted_total counter\ncallstream_media_ticks_preempted_total ${this.runtime.mediaClockStats.preempted}\n`
         : '') +
       this.extra.map((f) => f()).join('')
     );
