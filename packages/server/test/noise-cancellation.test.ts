@@ -26,6 +26,12 @@ function improvementDb(noisy: Int16Array, level: number): number {
   return segmentalSnrDb(suppressAligned(noisy, level), mask) - segmentalSnrDb(noisy, mask);
 }
 
+/** Segmental-SNR gains at levels 60, 85 and 100 on the committed `speech-<noise>-<snr>db.wav`. */
+function gainsAt(noise: string, snr: number): [g60: number, g85: number, g100: number] {
+  const noisy = fixture(`noise/speech-${noise}-${snr}db.wav`);
+  return [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+}
+
 test('level → strength is monotonic: higher levels never suppress less', () => {
   let prev = strengthForLevel(60);
   for (let l = 61; l <= 100; l++) {
@@ -50,8 +56,7 @@ test('level → strength is monotonic: higher levels never suppress less', () =>
 
 test('white noise at 0, 5, 10 dB SNR: ≥ 10 dB segmental SNR gain at level 85, more at 100 than at 60', () => {
   for (const snr of [0, 5, 10]) {
-    const noisy = fixture(`noise/speech-white-${snr}db.wav`);
-    const [g60, g85, g100] = [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+    const [g60, g85, g100] = gainsAt('white', snr);
     assert.ok(g85 >= 10, `white ${snr} dB: ${g85.toFixed(1)} dB at 85`);
     assert.ok(
       g100 > g85 && g85 > g60,
@@ -62,8 +67,7 @@ test('white noise at 0, 5, 10 dB SNR: ≥ 10 dB segmental SNR gain at level 85, 
 
 test('hum (50 Hz mains + harmonics): ≥ 10 dB at level 85 at every SNR, more at 100 than at 60', () => {
   for (const snr of [0, 5, 10]) {
-    const noisy = fixture(`noise/speech-hum-${snr}db.wav`);
-    const [g60, g85, g100] = [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+    const [g60, g85, g100] = gainsAt('hum', snr);
     assert.ok(g85 >= 10, `hum ${snr} dB: ${g85.toFixed(1)} dB at 85`);
     assert.ok(g100 > g60, `hum ${snr} dB: 100 ${g100.toFixed(1)} > 60 ${g60.toFixed(1)}`);
   }
@@ -71,8 +75,7 @@ test('hum (50 Hz mains + harmonics): ≥ 10 dB at level 85 at every SNR, more at
 
 test('babble (a crowd of 32 talkers): ≥ 10 dB at level 85 at every SNR, more at 100 than at 60', () => {
   for (const snr of [0, 5, 10]) {
-    const noisy = fixture(`noise/speech-babble-${snr}db.wav`);
-    const [g60, g85, g100] = [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+    const [g60, g85, g100] = gainsAt('babble', snr);
     assert.ok(g85 >= 10, `babble ${snr} dB: ${g85.toFixed(1)} dB at 85`);
     assert.ok(
       g100 > g85 && g85 > g60,
@@ -83,8 +86,7 @@ test('babble (a crowd of 32 talkers): ≥ 10 dB at level 85 at every SNR, more a
 
 test('six competing talkers: gains measured, more at 100 than at 60 (below 10 dB: see README)', () => {
   for (const snr of [0, 5, 10]) {
-    const noisy = fixture(`noise/speech-talkers-${snr}db.wav`);
-    const [g60, g85, g100] = [60, 85, 100].map((l) => improvementDb(noisy, l)) as [number, number, number];
+    const [g60, g85, g100] = gainsAt('talkers', snr);
     assert.ok(g85 >= 3, `talkers ${snr} dB: ${g85.toFixed(1)} dB at 85`);
     assert.ok(g100 > g60, `talkers ${snr} dB: 100 ${g100.toFixed(1)} > 60 ${g60.toFixed(1)}`);
   }
