@@ -68,9 +68,16 @@ export interface CallersReport {
   calls: CallResult[];
   /** RTP inter-arrival intervals at the callers, ms. */
   intervals: { p50: number; p99: number; max: number; count: number; outside20pm5: number };
+  /**
+   * How late the callers sent their own packets (send time − due time, ms): the load generator's
+   * health. Packets more than 20 ms late went out in a catch-up burst with the next one.
+   */
+  sendLateness: { p50: number; p99: number; max: number; over20: number };
 }
 
 const intervals = new LatencyHistogram();
+const sendLateness = new LatencyHistogram();
+let sentOver20 = 0;
 let intervalsOut = 0;
 let intervalsTotal = 0;
 const results: CallResult[] = [];
@@ -135,6 +142,9 @@ const pacer = setInterval(() => {
     if (c.end === 0) continue;
     const due = Math.min(Math.floor((now - c.start) / 20) + 1, Math.floor(durationMs / 20));
     while (c.sent < due) {
+      const late = now - (c.start + 20 * c.sent);
+      sendLateness.record(late);
+      if (late > 20) sentOver20++;
       const i = c.sent % FRAMES;
       c.call.sendRtp(0, speech.subarray(i * 160, i * 160 + 160), {
         marker: c.sent === 0,
@@ -181,6 +191,12 @@ const report: CallersReport = {
     max: intervals.max,
     count: intervalsTotal,
     outside20pm5: intervalsTotal ? intervalsOut / intervalsTotal : 0,
+  },
+  sendLateness: {
+    p50: sendLateness.quantile(0.5),
+    p99: sendLateness.quantile(0.99),
+    max: sendLateness.max,
+    over20: sentOver20,
   },
 };
 const out = JSON.stringify(report) + '\n';

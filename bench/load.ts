@@ -206,6 +206,7 @@ await new Promise((r) => setTimeout(r, 2000)); // hangups, stops and their callb
 const m1 = await metrics();
 const appStats = (await (await fetch(`http://127.0.0.1:${appPort}/stats`)).json()) as {
   calls: Record<string, CallStats>;
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
 };
 const callerReport = JSON.parse(
   callersOut
@@ -277,6 +278,13 @@ const report = {
       preemptedTicks:
         (m1.get('callstream_media_ticks_preempted_total') ?? 0) -
         (m0.get('callstream_media_ticks_preempted_total') ?? 0),
+      /** Frames held into a tick's grace window for late playAudio, and those that waited in vain. */
+      framesHeld:
+        (m1.get('callstream_media_frames_held_total') ?? 0) -
+        (m0.get('callstream_media_frames_held_total') ?? 0),
+      framesHeldExpired:
+        (m1.get('callstream_media_frames_held_expired_total') ?? 0) -
+        (m0.get('callstream_media_frames_held_expired_total') ?? 0),
       /** How long one tick's work for every call took. */
       tickDurationP50: q('callstream_media_tick_duration_seconds', '0.5'),
       tickDurationP99: q('callstream_media_tick_duration_seconds', '0.99'),
@@ -338,6 +346,18 @@ const report = {
       audioPackets: sum(answered, (c) => c.audioPackets),
       ownSpeechPackets: sum(answered, (c) => c.ownSpeechPackets),
       playAudioSent: sum(appCalls, (c) => c.playAudioSent),
+    },
+  },
+  /**
+   * The load generators' own health: how late the callers sent their packets and how long the app's
+   * event loop stalled. Late or bunched input reaches the server as jitter it has to absorb.
+   */
+  peers: {
+    callersSendLatenessMs: callerReport.sendLateness,
+    appEventLoopDelayMs: {
+      p50: +appStats.eventLoopDelayMs.p50.toFixed(2),
+      p99: +appStats.eventLoopDelayMs.p99.toFixed(2),
+      max: +appStats.eventLoopDelayMs.max.toFixed(2),
     },
   },
   checkpoints: {

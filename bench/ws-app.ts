@@ -14,6 +14,7 @@
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { StreamSession } from '@callstream/sdk';
 import { readWav } from '../packages/server/src/media/wav.js';
@@ -49,6 +50,9 @@ export interface CallStats {
 }
 
 const calls = new Map<string, CallStats>();
+// The app's own health: a stalled app sends its replies late and in bunches.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
 let sessions = 0;
 
 function track(session: StreamSession): CallStats {
@@ -191,7 +195,12 @@ function burst(session: StreamSession, st: CallStats): void {
 const server = http.createServer((req, res) => {
   if (req.url === '/stats') {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ mode, sessions, calls: Object.fromEntries(calls) }));
+    const eventLoopDelayMs = {
+      p50: loopDelay.percentile(50) / 1e6,
+      p99: loopDelay.percentile(99) / 1e6,
+      max: loopDelay.max / 1e6,
+    };
+    res.end(JSON.stringify({ mode, sessions, eventLoopDelayMs, calls: Object.fromEntries(calls) }));
     return;
   }
   res.writeHead(404).end();

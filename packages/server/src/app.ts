@@ -3,7 +3,7 @@
  */
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock, type MediaClock } from './clock/clock.js';
-import { RealMediaClock } from './clock/media-clock.js';
+import { RealMediaClock, type MediaClockStats } from './clock/media-clock.js';
 import type { Config } from './config/config.js';
 import { HttpCallbackSender, type CallbackOutbox } from './callbacks/http-callbacks.js';
 import { Call, type CallInfo } from './call/call.js';
@@ -24,8 +24,8 @@ export interface Runtime {
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
   /** Engine latency histograms (exported on /metrics). */
   readonly latency: EngineLatency;
-  /** Media-clock counters (ticks, skipped) when the real clock runs. */
-  readonly mediaClockStats: { ticks: number; skipped: number; preempted: number } | null;
+  /** Media-clock counters (ticks, skipped, preempted, deferred) when the real clock runs. */
+  readonly mediaClockStats: MediaClockStats | null;
   /** Text to speech for `<Speak>` (worker thread, started on first use). */
   readonly speech: SpeechSynthesizer;
   /** Running XML call flows by CallUUID (transfer finds them here). */

@@ -125,3 +125,98 @@ test('real media clock: runIfDue runs a tick ≥ 4 ms late from an I/O handler, 
   assert.deepEqual(ticks, [20, 40]);
   assert.equal(clock.stats.ticks, 2);
 });
+
+/** Hand-driven time with any number of timers: `advanceTo(ms)` fires the due ones in time order. */
+function timeline() {
+  let now = 1000;
+  let nextId = 1;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  return {
+    get now() {
+      return now;
+    },
+    set now(v: number) {
+      now = v;
+    },
+    get pending() {
+      return timers.size;
+    },
+    options: {
+      monotonicNow: () => now,
+      wallNow: () => 1_700_000_000_000 + now,
+      setTimer: (fn: () => void, ms: number) => {
+        const id = nextId++;
+        timers.set(id, { at: now + ms, fn });
+        return id;
+      },
+      clearTimer: (id: NodeJS.Timeout | number) => void timers.delete(id as number),
+    },
+    advanceTo(target: number) {
+      for (;;) {
+        let first: [number, { at: number; fn: () => void }] | undefined;
+        for (const e of timers) if (e[1].at <= target && (!first || e[1].at < first[1].at)) first = e;
+        if (!first) break;
+        timers.delete(first[0]);
+        now = Math.max(now, first[1].at);
+        first[1].fn();
+      }
+      now = target;
+    },
+  };
+}
+
+test('real media clock: deferTick holds work into the tick grace window (due + 4 ms), run at the deadline, by runIfDue after it, or before the next tick', () => {
+  const t = timeline();
+  const clock = new RealMediaClock(t.options);
+  const log: string[] = [];
+  let defer = true;
+  let heldStill = true;
+  clock.onTick((ms) => {
+    const tick = ms - 1_700_000_001_000;
+    log.push(`tick ${tick}`);
+    if (defer) {
+      const ok = clock.deferTick(() => {
+        log.push(`deferred ${tick} ran at ${t.now.toFixed(1)}`);
+        return heldStill;
+      });
+      log.push(`defer ${ok}`);
+    }
+  });
+  assert.equal(
+    clock.deferTick(() => undefined),
+    false,
+    'outside a tick nothing is deferred',
+  );
+  // Tick 20 runs 1 ms late; its deferred work runs at the deadline, 1024.
+  t.advanceTo(1021);
+  t.advanceTo(1030);
+  assert.deepEqual(log, ['tick 20', 'defer true', 'deferred 20 ran at 1024.0']);
+  assert.equal(clock.stats.deferred, 1);
+  assert.equal(clock.stats.deferredExpired, 1, 'the work still had to be done at the deadline');
+  // Tick 40: the holder finished early (its audio arrived), so the deadline call is not counted.
+  log.length = 0;
+  heldStill = false;
+  t.advanceTo(1050);
+  assert.deepEqual(log, ['tick 40', 'defer true', 'deferred 40 ran at 1044.0']);
+  assert.equal(clock.stats.deferredExpired, 1);
+  // Tick 60 runs 4.5 ms late: its grace has passed, nothing can be deferred.
+  log.length = 0;
+  t.now = 1064.5;
+  clock.runIfDue(); // an I/O item finds the tick due and ≥ 4 ms late
+  assert.deepEqual(log, ['tick 60', 'defer false']);
+  // Tick 80 on time; an I/O batch holds the loop past the deadline: runIfDue runs the work at once.
+  log.length = 0;
+  t.advanceTo(1080);
+  assert.deepEqual(log, ['tick 80', 'defer true']);
+  t.now = 1084.2;
+  clock.runIfDue();
+  assert.deepEqual(log, ['tick 80', 'defer true', 'deferred 80 ran at 1084.2']);
+  assert.equal(clock.stats.deferred, 3);
+  // A grace of 0 declines every deferral.
+  const t2 = timeline();
+  const strict = new RealMediaClock({ ...t2.options, graceMs: 0 });
+  let declined: boolean | undefined;
+  strict.onTick(() => (declined = strict.deferTick(() => undefined)));
+  t2.advanceTo(1020);
+  assert.equal(declined, false);
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PlayoutQueue, accelerateFrame, catchUpFor } from '../src/index.js';
+import { BACKLOG_WINDOW, PlayoutQueue, accelerateFrame, catchUpFor } from '../src/index.js';
 import { correlation } from '../src/testing/index.js';
 
 const N = 160; // 20 ms at 8 kHz
@@ -121,7 +121,8 @@ test('catch-up: ticks the media clock skipped with audio queued are lateness, re
   q.skipped(3); // the server stalled: 3 ticks never went out; the app kept sending
   for (let k = 0; k < 3; k++) q.enqueueAudio(voiced(N, N * sent++));
   assert.equal(q.latenessSamples, 3 * N);
-  for (let t = 0; t < 60; t++) {
+  // (fewer pulls than a standing-backlog window: only the skipped ticks' lateness is recovered)
+  for (let t = 0; t < BACKLOG_WINDOW - 5; t++) {
     q.enqueueAudio(voiced(N, N * sent++));
     q.pull(frame);
   }
@@ -151,4 +152,69 @@ test('catch-up in silence: a whole frame per tick goes, so 100 ms of lateness ov
   }
   assert.equal(ticks, 5);
   assert.equal(q.acceleratedSamples, 5 * N);
+});
+
+test('standing backlog: a live app whose frames wait behind 3 extra frames (no stall on record) is brought back to one; a burst sent ahead, or a pace 2× real time, is not', () => {
+  const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  const frame = new Int16Array(N);
+  let sent = 0;
+  // A checkpoint reached on an empty queue ended the session; then 3 frames arrive together and
+  // the app goes on at real-time pace: 3 frames of delay nobody recorded as lateness.
+  q.enqueueAudio(voiced(N, N * sent++));
+  q.enqueueCheckpoint('c');
+  q.pull(frame);
+  for (let k = 0; k < 3; k++) q.enqueueAudio(voiced(N, N * sent++));
+  assert.equal(q.latenessSamples, 0);
+  const depth: number[] = [];
+  for (let t = 0; t < 150; t++) {
+    q.enqueueAudio(voiced(N, N * sent++));
+    q.pull(frame.fill(0));
+    depth.push(q.queuedSamples);
+  }
+  assert.equal(depth[BACKLOG_WINDOW - 2], 3 * N, 'the backlog stands through the first window');
+  assert.ok(depth.at(-1)! < 50, `recovered to under one pitch period: ${depth.at(-1)}`);
+  assert.ok(q.acceleratedSamples > 3 * N - 50 && q.acceleratedSamples <= 3 * N);
+
+  // Ahead of time: 2 s in 40 ms chunks at twice real time (Pipecat) — the depth ramps, untouched.
+  const tts = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  let fed = 0;
+  for (let t = 0; t < 150; t++) {
+    if (fed < 8000 * 2) (tts.enqueueAudio(voiced(2 * N, fed)), (fed += 2 * N));
+    tts.pull(frame.fill(0));
+  }
+  assert.equal(tts.acceleratedSamples, 0);
+  // Jitter: two frames every other tick, so the queue runs empty every other pull — no backlog.
+  const wobble = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  let w = 0;
+  for (let t = 0; t < 150; t++) {
+    if (t % 2 === 0) (wobble.enqueueAudio(voiced(2 * N, w)), (w += 2 * N));
+    wobble.pull(frame.fill(0));
+  }
+  assert.equal(wobble.acceleratedSamples, 0, 'jitter that empties the queue is not a standing backlog');
+});
+
+test('waiting: true after a pull that played audio left the queue empty; false once audio or DTMF is queued, after a dry pull, a checkpoint reached on the empty queue, and clear', () => {
+  const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40 });
+  const frame = new Int16Array(N);
+  assert.equal(q.waiting, false, 'nothing played yet');
+  q.enqueueAudio(voiced(N));
+  assert.equal(q.waiting, false);
+  q.pull(frame);
+  assert.equal(q.waiting, true, 'played a frame, the next one is missing');
+  q.enqueueDtmf('1', N);
+  assert.equal(q.waiting, false, 'DTMF queued');
+  q.pull(frame);
+  assert.equal(q.waiting, false, 'a DTMF frame plays no audio');
+  q.pull(frame);
+  assert.equal(q.waiting, false, 'a dry pull: the app paused');
+  q.enqueueAudio(voiced(N));
+  q.pull(frame);
+  assert.equal(q.waiting, true);
+  assert.equal(q.enqueueCheckpoint('end'), true, 'reached at once on an empty queue');
+  assert.equal(q.waiting, false, 'a checkpoint on an empty queue: the utterance ended');
+  q.enqueueAudio(voiced(N));
+  q.pull(frame);
+  assert.equal(q.waiting, true);
+  q.clear();
+  assert.equal(q.waiting, false);
 });

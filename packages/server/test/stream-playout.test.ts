@@ -249,3 +249,55 @@ test('audioTrack both: a monitor stream gets the caller frames (inbound) and exa
   await receiver.close();
   await app.close();
 });
+
+test('grace window: a tick whose frame is a few ms late holds the packet and sends it on arrival; without it, silence at due + 4 ms and the audio next tick', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  h.clock.graceMs = 4;
+  const sentAt: number[] = [];
+  const send = h.leg.sendFrame.bind(h.leg);
+  h.leg.sendFrame = (frame, info) => {
+    sentAt.push(h.clock.now());
+    send(frame, info);
+  };
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  const t0 = h.clock.now();
+  const audio = toneMulaw(80, g711Encode);
+  const frame = (k: number) => audio.subarray(k * 160, k * 160 + 160);
+  const play = async (k: number) => {
+    app.send(appMessages.playAudio('audio/x-mulaw', 8000, frame(k)));
+    await until(() => stream.stats.received.playAudio === k + 1, `frame ${k} received`);
+  };
+
+  await play(0);
+  h.clock.advance(20); // tick 20: frame 0 goes out
+  assert.equal(h.leg.sent.length, 1);
+  h.clock.advance(20); // tick 40: frame 1 is missing — the packet is held
+  assert.equal(h.leg.sent.length, 1, 'held, not silence');
+  h.clock.advance(2); // 2 ms into the grace window, frame 1 arrives: sent at once
+  await play(1);
+  assert.equal(h.leg.sent.length, 2);
+  assert.deepEqual(Buffer.from(h.leg.sent[1]!.frame), Buffer.from(frame(1)));
+  assert.equal(sentAt[1]! - t0, 42, 'in tick 40’s slot, 2 ms late');
+
+  h.clock.advance(18); // tick 60: held again; nothing comes
+  assert.equal(h.leg.sent.length, 2);
+  h.clock.advance(5); // the deadline (64) passes: silence goes
+  assert.equal(h.leg.sent.length, 3);
+  assert.equal(h.leg.sent[2]!.info.hasPlayback, false);
+  assert.equal(sentAt[2]! - t0, 64);
+  await play(2); // after the deadline: waits for the next tick
+  assert.equal(h.leg.sent.length, 3);
+  h.clock.advance(15); // tick 80: frame 2 (the queue is no longer waiting: it had audio)
+  assert.equal(h.leg.sent.length, 4);
+  assert.deepEqual(Buffer.from(h.leg.sent[3]!.frame), Buffer.from(frame(2)));
+  assert.equal(sentAt[3]! - t0, 80);
+  // Every interval stayed within 20 ± 5 ms: 20, 22, 22, 16.
+  assert.deepEqual(
+    sentAt.slice(1).map((t, i) => t - sentAt[i]!),
+    [22, 22, 16],
+  );
+  h.call.hangup();
+  await app.close();
+});

@@ -152,7 +152,9 @@ export class Metrics {
       `# HELP callstream_rtp_send_interval_outside_total RTP send intervals outside 20 ± 5 ms\n# TYPE callstream_rtp_send_interval_outside_total counter\ncallstream_rtp_send_interval_outside_total ${l.rtpSendInterval.countOutside(15, 25)}\n` +
       (this.runtime.mediaClockStats
         ? `# HELP callstream_media_ticks_skipped_total ticks given up after a stall longer than the catch-up budget\n# TYPE callstream_media_ticks_skipped_total counter\ncallstream_media_ticks_skipped_total ${this.runtime.mediaClockStats.skipped}\n` +
-          `# HELP callstream_media_ticks_preempted_total ticks run from inside an I/O batch once 4 ms late (instead of after the batch)\n# TYPE callstream_media_ticks_preempted_total counter\ncallstream_media_ticks_preempted_total ${this.runtime.mediaClockStats.preempted}\n`
+          `# HELP callstream_media_ticks_preempted_total ticks run from inside an I/O batch once 4 ms late (instead of after the batch)\n# TYPE callstream_media_ticks_preempted_total counter\ncallstream_media_ticks_preempted_total ${this.runtime.mediaClockStats.preempted}\n` +
+          `# HELP callstream_media_frames_held_total frames a call held into its tick's 4 ms grace window for a stream's late playAudio\n# TYPE callstream_media_frames_held_total counter\ncallstream_media_frames_held_total ${this.runtime.mediaClockStats.deferred}\n` +
+          `# HELP callstream_media_frames_held_expired_total held frames sent at the grace deadline without the awaited audio\n# TYPE callstream_media_frames_held_expired_total counter\ncallstream_media_frames_held_expired_total ${this.runtime.mediaClockStats.deferredExpired}\n`
         : '') +
       this.extra.map((f) => f()).join('')
     );

@@ -72,6 +72,20 @@ export class Call {
   private readonly streamListeners: Array<(s: Stream) => void> = [];
   /** The media clock's preemption point, handed to this call's streams. */
   private readonly preempt = (): void => this.deps.mediaClock.runIfDue?.();
+  /** Due time (epoch ms) of the tick whose frame is held in the grace window; null: none held. */
+  private heldTickMs: number | null = null;
+  /** Grace-window deadline: sends the held frame as it is (`true`: it was still held). */
+  private readonly sendHeld = (): boolean => {
+    if (this.heldTickMs === null || this.ended) return false;
+    const tickMs = this.heldTickMs;
+    this.heldTickMs = null;
+    this.sendTick(tickMs);
+    return true;
+  };
+  /** A stream handled an app message: send the held frame once no stream waits any longer. */
+  private readonly onPlayback = (): void => {
+    if (this.heldTickMs !== null && !this.waitingForPlayback()) this.sendHeld();
+  };
 
   constructor(
     private readonly deps: CallDeps,
@@ -141,6 +155,7 @@ export class Call {
         ...(this.deps.logger ? { logger: this.deps.logger } : {}),
         ...(this.deps.latency ? { latency: this.deps.latency } : {}),
         preempt: this.preempt,
+        onPlayback: this.onPlayback,
       },
       { callId: this.info.callId, from: this.info.from, to: this.info.to, codec: this.leg.codec },
       params,
@@ -162,10 +177,32 @@ export class Call {
   /**
    * One media-clock tick: mix playback, send one frame to the caller, feed outbound tracks.
    * `skipped` ticks given up before this one (a stall) delayed every queued playback.
+   *
+   * Grace window: when a stream played audio on the last tick and its next frame has not arrived
+   * (an app streaming at real-time pace whose message lands just after the tick), the frame is held
+   * — at most until the tick's due time + the clock's grace (4 ms) — and sent the moment the audio
+   * arrives, instead of sending silence now and the audio one tick (20 ms) late behind the next
+   * frame. The packet interval stays within 20 ± 5 ms (protocol.md §3.6).
    */
   private onTick(tickMs: number, skipped = 0): void {
     if (this.ended) return;
+    this.sendHeld(); // (only if the clock ran the next tick before the previous one's deadline)
     if (skipped > 0) for (const s of this.streams.values()) s.playoutSkipped(skipped);
+    if (this.waitingForPlayback() && this.deps.mediaClock.deferTick?.(this.sendHeld)) {
+      this.heldTickMs = tickMs;
+      return;
+    }
+    this.sendTick(tickMs);
+  }
+
+  /** True if a bidirectional stream played audio last tick and its next frame is still missing. */
+  private waitingForPlayback(): boolean {
+    for (const s of this.streams.values()) if (s.playoutWaiting) return true;
+    return false;
+  }
+
+  /** Mixes playback, sends one frame to the caller, feeds outbound tracks (the tick's work). */
+  private sendTick(tickMs: number): void {
     const mix = this.mix;
     mix.fill(0);
     let sources = 0;
@@ -215,6 +252,7 @@ export class Call {
     for (const s of this.streams.values()) s.stop('call_hangup', { shutdown: options.shutdown ?? false });
     this.unsubscribeTick?.();
     this.unsubscribeTick = null;
+    this.heldTickMs = null;
     this.source = null;
     if (!options.fromLeg) this.leg.hangup(cause);
     this.resolveDone(cause);

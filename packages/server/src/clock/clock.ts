@@ -43,6 +43,16 @@ export interface MediaClock {
    * from inside a tick handler (it is then a no-op).
    */
   runIfDue?(): void;
+  /**
+   * Grace window of a tick (optional): called from inside a tick handler, promises to call `fn` by
+   * the tick's due time + the clock's grace (`RealMediaClock` `graceMs`, default 4 ms — inside the
+   * ±5 ms a packet interval may vary), so a call whose playback frame is a few ms late can send it
+   * in this tick's slot instead of a silence frame (protocol.md §3.6; the frame is then sent when
+   * the audio arrives, or by `fn` at the deadline). Returns `false`, scheduling nothing, outside a
+   * tick, when the grace is 0, or when the deadline has already passed: the caller sends at once.
+   * `fn` returns `true` when it still had work to do at the deadline (statistics), else nothing.
+   */
+  deferTick?(fn: () => boolean | void): boolean;
 }
 
 /** The process's real clock: `Date.now` and Node timers. */

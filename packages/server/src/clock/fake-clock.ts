@@ -17,6 +17,12 @@ export class FakeClock implements Clock, MediaClock {
   private readonly handlers = new Set<TickHandler>();
   private nextId = 1;
   private nextTick: number;
+  private inTick = false;
+  /**
+   * Grace window (ms) {@link deferTick} offers; 0 (the default) declines every deferral, so tests
+   * that do not opt in see every frame sent exactly on its tick.
+   */
+  graceMs = 0;
   /** Exceptions thrown by tick handlers, kept for assertions. */
   readonly errors: unknown[] = [];
 
@@ -43,6 +49,12 @@ export class FakeClock implements Clock, MediaClock {
   onTick(handler: TickHandler): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);
+  }
+
+  deferTick(fn: () => boolean | void): boolean {
+    if (!this.inTick || this.graceMs <= 0) return false;
+    this.setTimeout(() => void fn(), this.graceMs);
+    return true;
   }
 
   /** Number of pending timers (for leak assertions). */
@@ -73,6 +85,7 @@ export class FakeClock implements Clock, MediaClock {
       } else {
         this.current = this.nextTick;
         this.nextTick += PTIME_MS;
+        this.inTick = true;
         for (const h of [...this.handlers]) {
           try {
             h(this.current, 0);
@@ -80,6 +93,7 @@ export class FakeClock implements Clock, MediaClock {
             this.errors.push(e);
           }
         }
+        this.inTick = false;
       }
     }
     this.current = end;

@@ -10,6 +10,10 @@ export interface MediaClockStats {
   maxLateMs: number;
   /** Ticks run from an I/O handler by {@link RealMediaClock.runIfDue} instead of the timer. */
   preempted: number;
+  /** Sends deferred into a tick's grace window ({@link RealMediaClock.deferTick}). */
+  deferred: number;
+  /** Of those, the ones still waiting at the deadline (their frame went out without the audio). */
+  deferredExpired: number;
 }
 
 /**
@@ -26,6 +30,10 @@ export interface MediaClockStats {
  * interval may vary). Not at once: a tick taken the instant it is due splits the batch of app
  * messages it should play, and the streams whose message came second run dry (measured: 200 echo
  * calls, playAudio→RTP p50 22–26 → 34–291 ms).
+ *
+ * {@link deferTick} gives a tick's handlers a grace window: one timer per tick at due + `graceMs`
+ * runs what is still deferred (also run by {@link runIfDue} and before the next tick, whichever
+ * comes first).
  */
 export class RealMediaClock implements MediaClock {
   private readonly handlers = new Set<TickHandler>();
@@ -34,8 +42,21 @@ export class RealMediaClock implements MediaClock {
   private epoch0 = 0;
   private n = 0;
   private firing = false;
+  /** Due time (monotonic ms) of the tick being emitted. */
+  private dueNow = 0;
+  private deferred: Array<() => boolean | void> = [];
+  private deferDeadline = 0;
+  private deferTimer: NodeJS.Timeout | number | undefined;
   private readonly preemptAfterMs: number;
-  readonly stats: MediaClockStats = { ticks: 0, skipped: 0, maxLateMs: 0, preempted: 0 };
+  private readonly graceMs: number;
+  readonly stats: MediaClockStats = {
+    ticks: 0,
+    skipped: 0,
+    maxLateMs: 0,
+    preempted: 0,
+    deferred: 0,
+    deferredExpired: 0,
+  };
 
   private readonly monotonic: () => number;
   private readonly wall: () => number;
@@ -57,6 +78,8 @@ export class RealMediaClock implements MediaClock {
        * messages this tick should play — still finish first).
        */
       preemptAfterMs?: number;
+      /** Grace window of {@link deferTick}, ms after a tick's due time (default 4; 0 disables). */
+      graceMs?: number;
       onError?: (e: unknown) => void;
       /** Called for every tick with how late it ran, ms (latency metrics). */
       onLateness?: (ms: number) => void;
@@ -69,6 +92,7 @@ export class RealMediaClock implements MediaClock {
     } = {},
   ) {
     this.preemptAfterMs = options.preemptAfterMs ?? 4;
+    this.graceMs = options.graceMs ?? 4;
     this.monotonic = options.monotonicNow ?? (() => performance.now());
     this.wall = options.wallNow ?? (() => Date.now());
     this.schedule0 = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
@@ -94,6 +118,7 @@ export class RealMediaClock implements MediaClock {
   private stop(): void {
     if (this.timer !== undefined) this.cancel(this.timer);
     this.timer = undefined;
+    this.flushDeferred();
   }
 
   private schedule(): void {
@@ -107,14 +132,57 @@ export class RealMediaClock implements MediaClock {
    */
   runIfDue(): void {
     if (this.timer === undefined || this.firing) return;
-    if (this.monotonic() < this.t0 + (this.n + 1) * PTIME_MS + this.preemptAfterMs) return;
+    const now = this.monotonic();
+    if (this.deferred.length > 0 && now >= this.deferDeadline) this.flushDeferred();
+    if (now < this.t0 + (this.n + 1) * PTIME_MS + this.preemptAfterMs) return;
     this.cancel(this.timer);
     this.stats.preempted++;
     this.fire();
   }
 
+  /**
+   * Defers `fn` into the grace window of the tick being emitted (see {@link MediaClock.deferTick}).
+   * @returns false outside a tick, with a grace of 0, or once the window has passed
+   */
+  deferTick(fn: () => boolean | void): boolean {
+    if (!this.firing || this.graceMs <= 0) return false;
+    const deadline = this.dueNow + this.graceMs;
+    const now = this.monotonic();
+    if (now >= deadline) return false;
+    this.deferred.push(fn);
+    this.stats.deferred++;
+    if (this.deferTimer === undefined) {
+      this.deferDeadline = deadline;
+      this.deferTimer = this.schedule0(() => {
+        this.deferTimer = undefined;
+        this.flushDeferred();
+      }, deadline - now);
+    }
+    return true;
+  }
+
+  /**
+   * Runs what is still deferred: each `fn` is a no-op if its call already sent, and returns `true`
+   * if it still had to (counted in `deferredExpired`).
+   */
+  private flushDeferred(): void {
+    if (this.deferTimer !== undefined) this.cancel(this.deferTimer);
+    this.deferTimer = undefined;
+    if (this.deferred.length === 0) return;
+    const fns = this.deferred;
+    this.deferred = [];
+    for (const fn of fns) {
+      try {
+        if (fn() === true) this.stats.deferredExpired++;
+      } catch (e) {
+        this.options.onError?.(e);
+      }
+    }
+  }
+
   private fire(): void {
     this.timer = undefined;
+    this.flushDeferred();
     this.firing = true;
     try {
       this.fireDue();
@@ -135,6 +203,7 @@ export class RealMediaClock implements MediaClock {
     for (let k = 0; k < burst; k++) {
       this.n++;
       const dueAt = this.t0 + this.n * PTIME_MS;
+      this.dueNow = dueAt;
       this.stats.maxLateMs = Math.max(this.stats.maxLateMs, now - dueAt);
       this.options.onLateness?.(now - dueAt);
       this.emit(this.epoch0 + this.n * PTIME_MS, k === 0 ? behind : 0);

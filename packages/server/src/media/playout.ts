@@ -19,7 +19,21 @@
  * a dry spell longer than `maxGapSamples` (a pause), running dry at a checkpoint (an utterance
  * ended), DTMF and `clear`. Nothing is dropped: every sample plays, some 2.5–15 ms periods
  * overlap-added, silent frames possibly skipped.
+ *
+ * A standing backlog is lateness too. Jitter makes a real-time app's frame miss its tick now and
+ * then; the tick plays silence (or the call holds its frame briefly, see Call), the next frame
+ * arrives on time, and from then on every frame waits behind one more — a backlog the dry-spell
+ * account misses when the session had just ended (a checkpoint reached on an empty queue) and
+ * that no stall explains. So the queue also watches windows of {@link BACKLOG_WINDOW} pulls: when
+ * every pull played a full frame, the app delivered what was played (± 10 %: real-time pace, not a
+ * burst sent ahead), and the queue never fell below `min` after a pull while varying by at most two
+ * frames (a steady depth, not a burst draining), then `min` was never needed and is lateness to
+ * recover. This also recovers what a stall of more than four frames left behind (the dry-spell
+ * account gives that up as audio sent ahead).
  */
+
+/** Pulls (20 ms each) per standing-backlog window: 0.5 s. */
+export const BACKLOG_WINDOW = 25;
 
 import { accelerateFrame } from './time-scale.js';
 
@@ -78,6 +92,10 @@ export class PlayoutQueue {
   /** Lateness of this talk session still to recover, samples (see the module comment). */
   private lateness = 0;
   private scratch: Int16Array | null = null;
+  /** Standing-backlog window (see the module comment): full pulls, samples enqueued, depth range. */
+  private readonly backlog = { pulls: 0, enqueued: 0, min: Infinity, max: 0 };
+  /** The last pull played queued audio (see {@link waiting}). */
+  private lastPullAudio = false;
   private readonly result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
   /** Samples removed by catch-up so far (metrics). */
   acceleratedSamples = 0;
@@ -100,6 +118,14 @@ export class PlayoutQueue {
   }
 
   /**
+   * True when the last pull played audio and nothing is queued now: the app's next frame is due and
+   * has not arrived — the call may hold this tick's frame for it (MediaClock.deferTick).
+   */
+  get waiting(): boolean {
+    return this.lastPullAudio && this.head >= this.items.length;
+  }
+
+  /**
    * Appends audio; what does not fit under the cap is dropped. `receivedAt` (any clock) is handed
    * back to `onFirstPull` when its first sample plays.
    * @returns samples accepted and dropped
@@ -113,6 +139,7 @@ export class PlayoutQueue {
       this.lateness = Math.min(this.lateness + this.gap, this.maxLateness);
       this.gap = -1;
     }
+    this.backlog.enqueued += accepted;
     if (accepted > 0) {
       this.items.push({
         kind: 'audio',
@@ -130,7 +157,10 @@ export class PlayoutQueue {
    * @returns `true` if the queue was empty: the checkpoint is reached at once (not queued)
    */
   enqueueCheckpoint(name: string): boolean {
-    if (this.isEmpty) return true;
+    if (this.isEmpty) {
+      this.lastPullAudio = false; // the app's utterance ended: no frame is awaited
+      return true;
+    }
     this.items.push({ kind: 'checkpoint', name });
     return false;
   }
@@ -155,6 +185,7 @@ export class PlayoutQueue {
     this.items = [];
     this.head = 0;
     this.queued = 0;
+    this.lastPullAudio = false;
     this.endSession();
     return { droppedSamples, droppedCheckpoints };
   }
@@ -249,8 +280,31 @@ export class PlayoutQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
-    if (catchUp) this.trackGap(result, n, catchUp.maxGapSamples);
+    this.lastPullAudio = result.audioSamples > 0;
+    if (catchUp) {
+      this.trackGap(result, n, catchUp.maxGapSamples);
+      this.trackBacklog(result, n, catchUp.minPeriod);
+    }
     return result;
+  }
+
+  /** Standing-backlog window after a pull (see the module comment). */
+  private trackBacklog(result: PullResult, n: number, minPeriod: number): void {
+    const w = this.backlog;
+    if (result.audioSamples >= n && result.dtmf.length === 0) {
+      w.pulls++;
+      if (this.queued < w.min) w.min = this.queued;
+      if (this.queued > w.max) w.max = this.queued;
+      if (w.pulls < BACKLOG_WINDOW) return;
+      const played = BACKLOG_WINDOW * n;
+      if (Math.abs(w.enqueued - played) <= played / 10 && w.max - w.min <= 2 * n && w.min >= minPeriod) {
+        this.lateness = Math.min(Math.max(this.lateness, w.min), this.maxLateness);
+      }
+    }
+    w.pulls = 0;
+    w.enqueued = 0;
+    w.min = Infinity;
+    w.max = 0;
   }
 
   /**

@@ -83,6 +83,11 @@ export interface StreamDeps {
   latency?: EngineLatency;
   /** Called before each app message is handled: the media clock's preemption point. */
   preempt?: () => void;
+  /**
+   * Called after each app message is handled: the call sends a frame it held for this stream's
+   * playback ({@link Stream.playoutWaiting}) as soon as the audio is there.
+   */
+  onPlayback?: () => void;
 }
 
 /** Per-stream counters (debug log summary, CLI summary, metrics). */
@@ -396,6 +401,7 @@ export class Stream {
       this.deps.preempt?.();
       try {
         this.onMessage(data as Buffer, isBinary);
+        this.deps.onPlayback?.();
       } catch (e) {
         // Last line of defence: whatever the app sent, it must not take the process down.
         this.countReceived('invalid');
@@ -776,6 +782,14 @@ export class Stream {
   pullPlayout(frame: Int16Array): PullResult | null {
     if (!this.playout || this.ended) return null;
     return this.playout.pull(frame);
+  }
+
+  /**
+   * True when this stream played audio on the last tick and its next frame has not arrived yet:
+   * the call may hold the tick's frame for it, within the media clock's grace window.
+   */
+  get playoutWaiting(): boolean {
+    return this.playout !== null && !this.ended && this.playout.waiting;
   }
 
   /** The media clock gave up `ticks` ticks (a stall): queued playback was delayed by them. */
