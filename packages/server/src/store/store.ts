@@ -12,6 +12,7 @@ import {
   Migrator,
   PostgresDialect,
   SqliteDialect,
+  type SqliteDatabase as KyselySqliteDatabase,
   type Insertable,
   type Selectable,
   type Updateable,
@@ -82,7 +83,7 @@ export class Store {
       const sqlite = new SqliteDatabase(file);
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = NORMAL');
-      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
     }
     const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
     if (error) {
@@ -317,5 +318,30 @@ function normalizeCall(r: CallRow): CallRow {
     created_ms: Number(r.created_ms),
     answered_ms: toNumber(r.answered_ms),
     ended_ms: toNumber(r.ended_ms),
+  };
+}
+
+/** Most distinct SQL texts kept prepared (the store issues a few dozen query shapes). */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Wraps a better-sqlite3 database so that Kysely's SQLite driver, which calls `prepare` for every
+ * query, reuses one prepared statement per SQL text (parameters are bound per run). Measured in the
+ * 200-call benchmark: `prepare` was ~2 % of the server's CPU. The cache is bounded: past
+ * {@link STATEMENT_CACHE_SIZE} texts it starts over.
+ */
+function cachingStatements(sqlite: SqliteDatabase.Database): KyselySqliteDatabase {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      let stmt = statements.get(sql);
+      if (!stmt) {
+        if (statements.size >= STATEMENT_CACHE_SIZE) statements.clear();
+        stmt = sqlite.prepare(sql);
+        statements.set(sql, stmt);
+      }
+      return stmt;
+    },
   };
 }
