@@ -28,6 +28,12 @@ test('accelerate: a voiced frame loses whole pitch periods, seamlessly; noise is
     assert.equal(out[i], input[i + removed], `tail is the input shifted (${i})`);
   assert.equal(out[0], Math.round(input[0]! * (1 - 0.5 / removed) + input[removed]! * (0.5 / removed)));
 
+  // Fast accelerate: the largest multiple of the period that fits (here 3 × 50 ≤ 160), seamless too.
+  const long = voiced(2 * N);
+  const fast = accelerateFrame(long, out, { ...options, maxPeriod: N, multiplePeriods: true });
+  assert.equal(fast, 150);
+  assert.ok(correlation(out, long.subarray(0, N)) > 0.999);
+
   // maxRemove below the pitch period: nothing removed, a plain copy.
   assert.equal(accelerateFrame(input, out, { ...options, maxRemove: 10 }), 0);
   assert.deepEqual([...out], [...input.subarray(0, N)]);
@@ -217,4 +223,14 @@ test('waiting: true after a pull that played audio left the queue empty; false o
   assert.equal(q.waiting, true);
   q.clear();
   assert.equal(q.waiting, false);
+});
+
+test('fast catch-up: 200 ms late (10 frames) is recovered by removing several pitch periods per frame while more than 3 frames are late', () => {
+  const fixed = liveRun(true, 10);
+  // Periods of 50 samples: 150 per frame (3 periods) while more than 480 are late, then one period
+  // per frame — back by tick 75, where one period per frame takes until tick 91.
+  const back = fixed.depth.findIndex((d, i) => i > 61 && d < 50);
+  assert.ok(back > 0 && back <= 60 + 18, `back to depth 0 by tick ${back}`);
+  assert.ok(fixed.q.acceleratedSamples > 10 * N - 50 && fixed.q.acceleratedSamples <= 10 * N);
+  assert.equal(fixed.played + fixed.q.acceleratedSamples + fixed.q.queuedSamples, fixed.sent * N);
 });
