@@ -30,7 +30,7 @@ test('accelerate: a voiced frame loses whole pitch periods, seamlessly; noise is
 
   // Fast accelerate: the largest multiple of the period that fits (here 3 × 50 ≤ 160), seamless too.
   const long = voiced(2 * N);
-  const fast = accelerateFrame(long, out, { ...options, maxPeriod: N, multiplePeriods: true });
+  const fast = accelerateFrame(long, out, { ...options, multiplesUpTo: N });
   assert.equal(fast, 150);
   assert.ok(correlation(out, long.subarray(0, N)) > 0.999);
 

@@ -234,18 +234,17 @@ export class PlayoutQueue {
     const removable = Math.min(this.lateness, this.queued - n);
     if (catchUp && removable >= catchUp.minPeriod) {
       // Up to a whole frame may go when it is silence; speech loses one period at most — or, while
-      // more than FAST_CATCH_UP_FRAMES are late, the best-repeating lag up to a whole frame (several
-      // periods: NetEq's "fast accelerate"), so a deep backlog is gone in about half the time.
+      // more than FAST_CATCH_UP_FRAMES are late, whole multiples of it up to a frame (NetEq's "fast
+      // accelerate"), so a deep backlog is gone in about half the time at the same search cost.
       const fast = this.lateness > FAST_CATCH_UP_FRAMES * n;
-      const maxPeriod = fast ? n : catchUp.maxPeriod;
-      const extra = this.audioAhead(n + Math.min(Math.max(maxPeriod, n), removable));
+      const extra = this.audioAhead(n + Math.min(Math.max(catchUp.maxPeriod, n), removable));
       if (extra > n) {
         const removed = accelerateFrame(this.scratch!.subarray(0, extra), frame, {
           minPeriod: catchUp.minPeriod,
-          maxPeriod,
+          maxPeriod: catchUp.maxPeriod,
           maxSilenceRemove: n,
           maxRemove: removable,
-          multiplePeriods: fast,
+          ...(fast ? { multiplesUpTo: n } : {}),
         });
         this.lateness -= removed;
         this.acceleratedSamples += removed;

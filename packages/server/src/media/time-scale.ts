@@ -23,11 +23,12 @@ export interface AccelerateOptions {
   /** RMS under which the input counts as silence and any length may go. Default 64 (≈ −54 dBov). */
   silenceRms?: number;
   /**
-   * Remove the largest whole multiple of the pitch period that fits (still ≤ `maxPeriod` and
-   * `maxRemove`, and still correlating ≥ `minCorrelation`) instead of one period: NetEq's "fast
-   * accelerate", for a deep backlog. Default false.
+   * Remove the largest whole multiple of the pitch period up to this many samples (still ≤
+   * `maxRemove`, the frame and the input, and still correlating ≥ `minCorrelation`) instead of one
+   * period: NetEq's "fast accelerate", for a deep backlog. The period is still searched only up to
+   * `maxPeriod` (the search is the costly part). Default: one period.
    */
-  multiplePeriods?: boolean;
+  multiplesUpTo?: number;
 }
 
 /**
@@ -62,9 +63,12 @@ export function accelerateFrame(input: Int16Array, out: Int16Array, options: Acc
     const minCorrelation = options.minCorrelation ?? 0.6;
     const found = bestPeriod(input, maxP, options.minPeriod, maxP);
     period = found.correlation >= minCorrelation ? found.period : 0;
-    if (period > 0 && options.multiplePeriods) {
-      for (let k = Math.floor(maxP / period); k > 1; k--) {
-        if (correlationAt(input, maxP, k * period, 1) >= minCorrelation) {
+    const maxMultiple = Math.min(options.multiplesUpTo ?? 0, options.maxRemove, avail, n);
+    if (period > 0 && maxMultiple >= 2 * period) {
+      for (let k = Math.floor(maxMultiple / period); k > 1; k--) {
+        // window: as long as the input allows past the lag (at least the searched one)
+        const len = Math.min(maxP, input.length - k * period);
+        if (correlationAt(input, len, k * period, 1) >= minCorrelation) {
           period *= k;
           break;
         }
