@@ -401,3 +401,26 @@ test('UDP: our BYE is retransmitted (T1 = 500 ms doubling) until the peer answer
     await transport.close();
   }
 });
+
+test('the installed sip.js carries our grammar patch (bytecode decoded once, not per header parse) and still parses', async () => {
+  const { readFileSync } = await import('node:fs');
+  const grammar = new URL('./grammar/pegjs/dist/grammar.js', import.meta.resolve('sip.js'));
+  const text = readFileSync(grammar, 'utf8');
+  assert.ok(
+    text.includes('const peg$bytecodeShared = ['),
+    'patches/sip.js+0.21.2.patch is not applied: run `npm install` (its postinstall runs patch-package)',
+  );
+  const { Core } = await import('sip.js');
+  const silent = { debug() {}, log() {}, warn() {}, error() {} } as unknown as Parameters<
+    typeof Core.Parser.parseMessage
+  >[1];
+  const invite = Core.Parser.parseMessage(
+    'INVITE sip:bench@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1\r\n' +
+      'From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bench@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n' +
+      'Contact: <sip:a@127.0.0.1:4000>\r\nContent-Length: 0\r\n\r\n',
+    silent,
+  ) as InstanceType<typeof Core.IncomingRequestMessage>;
+  assert.equal(invite.method, 'INVITE');
+  assert.equal(invite.fromTag, '1');
+  assert.equal(invite.parseHeader('contact').uri.port, 4000);
+});
