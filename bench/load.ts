@@ -218,7 +218,9 @@ const callerReport = JSON.parse(
 // ---- derive the figures
 const answered = callerReport.calls.filter((c) => c.status === 200);
 const streamSeconds = answered.reduce((s, c) => s + c.connectedMs / 1000, 0);
-const cpuSeconds = (m1.get('process_cpu_seconds_total') ?? 0) - (m0.get('process_cpu_seconds_total') ?? 0);
+/** How much a counter on the server's /metrics grew over the run. */
+const delta = (name: string) => (m1.get(name) ?? 0) - (m0.get(name) ?? 0);
+const cpuSeconds = delta('process_cpu_seconds_total');
 const [mUp, mEnd] = await Promise.all([steady.up, steady.end]);
 const steadyStreamSeconds =
   steady.upAt && steady.endAt ? (answered.length * (steady.endAt - steady.upAt)) / 1000 : 0;
@@ -271,20 +273,12 @@ const report = {
       p50: q('callstream_media_tick_lateness_seconds', '0.5'),
       p99: q('callstream_media_tick_lateness_seconds', '0.99'),
       max: q('callstream_media_tick_lateness_seconds', '1'),
-      skippedTicks:
-        (m1.get('callstream_media_ticks_skipped_total') ?? 0) -
-        (m0.get('callstream_media_ticks_skipped_total') ?? 0),
+      skippedTicks: delta('callstream_media_ticks_skipped_total'),
       /** Ticks run from inside an I/O batch as soon as they were due (RealMediaClock.runIfDue). */
-      preemptedTicks:
-        (m1.get('callstream_media_ticks_preempted_total') ?? 0) -
-        (m0.get('callstream_media_ticks_preempted_total') ?? 0),
+      preemptedTicks: delta('callstream_media_ticks_preempted_total'),
       /** Frames held into a tick's grace window for late playAudio, and those that waited in vain. */
-      framesHeld:
-        (m1.get('callstream_media_frames_held_total') ?? 0) -
-        (m0.get('callstream_media_frames_held_total') ?? 0),
-      framesHeldExpired:
-        (m1.get('callstream_media_frames_held_expired_total') ?? 0) -
-        (m0.get('callstream_media_frames_held_expired_total') ?? 0),
+      framesHeld: delta('callstream_media_frames_held_total'),
+      framesHeldExpired: delta('callstream_media_frames_held_expired_total'),
       /** How long one tick's work for every call took. */
       tickDurationP50: q('callstream_media_tick_duration_seconds', '0.5'),
       tickDurationP99: q('callstream_media_tick_duration_seconds', '0.99'),
@@ -295,9 +289,7 @@ const report = {
       max: q('callstream_playaudio_to_rtp_seconds', '1'),
       /** Late playAudio recovered by playout catch-up, ms per stream (summed over the run ÷ calls). */
       catchUpMsPerStream: +(
-        (1000 *
-          ((m1.get('callstream_playout_catchup_seconds_total') ?? 0) -
-            (m0.get('callstream_playout_catchup_seconds_total') ?? 0))) /
+        (1000 * delta('callstream_playout_catchup_seconds_total')) /
         Math.max(1, answered.length)
       ).toFixed(1),
     },
@@ -308,13 +300,8 @@ const report = {
     p99: q('callstream_rtp_send_interval_seconds', '0.99'),
     max: q('callstream_rtp_send_interval_seconds', '1'),
     shareOutside20pm5: +(
-      ((m1.get('callstream_rtp_send_interval_outside_total') ?? 0) -
-        (m0.get('callstream_rtp_send_interval_outside_total') ?? 0)) /
-      Math.max(
-        1,
-        (m1.get('callstream_rtp_send_interval_seconds_count') ?? 0) -
-          (m0.get('callstream_rtp_send_interval_seconds_count') ?? 0),
-      )
+      delta('callstream_rtp_send_interval_outside_total') /
+      Math.max(1, delta('callstream_rtp_send_interval_seconds_count'))
     ).toFixed(5),
   },
   /** The same intervals as the callers read the packets (adds the callers' own event-loop jitter). */
@@ -327,19 +314,13 @@ const report = {
   frames: {
     callerToServer: {
       sent: sum(answered, (c) => c.framesSent),
-      serverReceived:
-        (m1.get('callstream_rtp_packets_received_total') ?? 0) -
-        (m0.get('callstream_rtp_packets_received_total') ?? 0),
-      serverLost:
-        (m1.get('callstream_rtp_packets_lost_total') ?? 0) -
-        (m0.get('callstream_rtp_packets_lost_total') ?? 0),
+      serverReceived: delta('callstream_rtp_packets_received_total'),
+      serverLost: delta('callstream_rtp_packets_lost_total'),
       appReceived: sum(appCalls, (c) => c.inboundFrames),
       appChunkGaps: sum(appCalls, (c) => c.inboundChunkGaps),
     },
     serverToCaller: {
-      serverSent:
-        (m1.get('callstream_rtp_packets_sent_total') ?? 0) -
-        (m0.get('callstream_rtp_packets_sent_total') ?? 0),
+      serverSent: delta('callstream_rtp_packets_sent_total'),
       callerReceived: sum(answered, (c) => c.packetsReceived),
       callerLost: sum(answered, (c) => c.lost),
       callerDuplicates: sum(answered, (c) => c.duplicates),

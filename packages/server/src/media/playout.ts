@@ -15,11 +15,11 @@
  * clock skipped are added, and while lateness remains, frames are played with one pitch period
  * removed ({@link accelerateFrame}, as adaptive jitter buffers do) — several periods while more than
  * {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a whole frame — until the delay is
- * recovered. Audio an app sends ahead of time (a prompt in a burst) is
- * never touched: a queue more than four frames deeper than the lateness ends the session, and so do
- * a dry spell longer than `maxGapSamples` (a pause), running dry at a checkpoint (an utterance
- * ended), DTMF and `clear`. Nothing is dropped: every sample plays, some 2.5–15 ms periods
- * overlap-added, silent frames possibly skipped.
+ * recovered. Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue more
+ * than four frames deeper than the lateness ends the session, and so do a dry spell longer than
+ * `maxGapSamples` (a pause), running dry at a checkpoint (an utterance ended), DTMF and `clear`.
+ * Nothing is dropped: every sample plays, some pitch periods overlap-added, silent frames possibly
+ * skipped.
  *
  * A standing backlog is lateness too. Jitter makes a real-time app's frame miss its tick now and
  * then; the tick plays silence (or the call holds its frame briefly, see Call), the next frame
@@ -126,7 +126,7 @@ export class PlayoutQueue {
    * has not arrived — the call may hold this tick's frame for it (MediaClock.deferTick).
    */
   get waiting(): boolean {
-    return this.lastPullAudio && this.head >= this.items.length;
+    return this.lastPullAudio && this.isEmpty;
   }
 
   /**

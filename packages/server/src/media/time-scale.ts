@@ -40,7 +40,8 @@ export interface AccelerateOptions {
  *
  * so `out[0]` continues the previous frame and `out[n − 1]` is followed by `input[n + P]`. P is the
  * lag in `[minPeriod, min(maxPeriod, maxRemove, input.length − n, n)]` that best correlates the frame
- * with itself (one pitch period); in silence P is as large as allowed (`maxSilenceRemove`).
+ * with itself (one pitch period), or its largest correlating multiple up to `multiplesUpTo`; in
+ * silence P is as large as allowed (`maxSilenceRemove`).
  *
  * @param input at least `out.length` samples; the `input.length − out.length` extra ones are what
  *   may be removed
@@ -66,9 +67,8 @@ export function accelerateFrame(input: Int16Array, out: Int16Array, options: Acc
     const maxMultiple = Math.min(options.multiplesUpTo ?? 0, options.maxRemove, avail, n);
     if (period > 0 && maxMultiple >= 2 * period) {
       for (let k = Math.floor(maxMultiple / period); k > 1; k--) {
-        // window: as long as the input allows past the lag (at least the searched one)
-        const len = Math.min(maxP, input.length - k * period);
-        if (correlationAt(input, len, k * period, 1) >= minCorrelation) {
+        // same window as the search; k·period ≤ avail keeps it inside the input
+        if (correlationAt(input, maxP, k * period, 1) >= minCorrelation) {
           period *= k;
           break;
         }

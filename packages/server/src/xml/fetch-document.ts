@@ -4,7 +4,7 @@
  * 3 attempts, then the fallback URL likewise.
  */
 import { parsePlivoXml, type XmlElement } from '@callstream/protocol';
-import { buildSignedRequest } from '../callbacks/http-callbacks.js';
+import { buildSignedRequest, readBody } from '../callbacks/http-callbacks.js';
 import type { Clock } from '../clock/clock.js';
 
 /** Where and how to fetch. */
@@ -32,21 +32,9 @@ export type FetchDocumentResult =
   { ok: true; elements: XmlElement[]; url: string } | { ok: false; errors: string[] };
 
 async function readLimited(res: Response, maxBytes: number): Promise<string> {
-  const reader = res.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new Error(`response larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const { data, overLimit } = await readBody(res, maxBytes, true);
+  if (overLimit) throw new Error(`response larger than ${maxBytes} bytes`);
+  return data.toString('utf8');
 }
 
 async function attempt(
