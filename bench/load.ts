@@ -51,7 +51,8 @@ function start(
   timeoutMs = 30000,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   // Diagnosis of the server process: BENCH_PROFILE_DIR=<dir> CPU-profiles it (`--cpu-prof`),
-  // BENCH_SERVER_FLAGS adds node flags (e.g. `--trace-gc`), BENCH_SERVER_LOG=<file> keeps its output.
+  // BENCH_SERVER_FLAGS adds node flags (e.g. `--trace-gc`), BENCH_SERVER_LOG=<file> keeps its output,
+  // BENCH_RTP_IO_THREAD=false puts the server's RTP sockets on its main thread (sip.rtpIoThread).
   const isServer = file.includes('cli.ts');
   const flags = isServer
     ? [
@@ -127,7 +128,17 @@ writeFileSync(
     log: { level: 'warn' },
     http: { host: '127.0.0.1', port: 0 },
     store: { sqliteFile: join(dir, 'bench.sqlite') },
-    sip: { host: '127.0.0.1', port: 0, advertisedHost: '127.0.0.1', rtpPortMin: 20000, rtpPortMax: 40000 },
+    sip: {
+      host: '127.0.0.1',
+      port: 0,
+      advertisedHost: '127.0.0.1',
+      rtpPortMin: 20000,
+      rtpPortMax: 40000,
+      // BENCH_RTP_IO_THREAD=false: RTP sockets on the server's main thread (A/B of sip.rtpIoThread).
+      ...(process.env.BENCH_RTP_IO_THREAD
+        ? { rtpIoThread: process.env.BENCH_RTP_IO_THREAD !== 'false' }
+        : {}),
+    },
     applications: [{ name: 'bench', answerUrl: `${receiverUrl}/answer`, hangupUrl: `${receiverUrl}/hangup` }],
     defaultApplication: 'bench',
   }),
@@ -151,6 +162,16 @@ async function metrics(): Promise<Map<string, number>> {
   }
   return m;
 }
+/**
+ * CPU seconds of the server's main thread alone (`/proc/<pid>/task/<pid>/stat` utime + stime, in
+ * clock ticks of 10 ms): the thread that runs the media clock, playout and streams; the process
+ * figure also counts GC helpers and the RTP I/O thread.
+ */
+const mainThreadCpuSeconds = () => {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields 3… (comm may hold spaces)
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
 await new Promise((r) => setTimeout(r, 1000)); // let the server settle before the baseline
@@ -186,6 +207,8 @@ let callersOut = '';
 const steady: {
   upAt?: number;
   up?: Promise<Map<string, number>>;
+  mainCpuUp?: number;
+  mainCpuEnd?: number;
   endAt?: number;
   end?: Promise<Map<string, number>>;
 } = {};
@@ -193,10 +216,12 @@ callers.stdout.on('data', (d: Buffer) => {
   callersOut += d.toString();
   if (!steady.up && callersOut.includes('#all-up\n')) {
     steady.upAt = performance.now();
+    steady.mainCpuUp = mainThreadCpuSeconds();
     steady.up = metrics();
   }
   if (!steady.end && callersOut.includes('#first-end\n')) {
     steady.endAt = performance.now();
+    steady.mainCpuEnd = mainThreadCpuSeconds();
     steady.end = metrics();
   }
 });
@@ -254,6 +279,11 @@ const report = {
   server: {
     /** Steady state (all calls up, none ended yet): the per-stream cost without set-up and warm-up. */
     cpuMsPerStreamSecond: +((steadyCpu * 1000) / Math.max(1e-9, steadyStreamSeconds)).toFixed(3),
+    /** Of it, the main thread's (media clock, playout, streams, HTTP). */
+    mainThreadCpuMsPerStreamSecond: +(
+      ((steady.mainCpuEnd ?? NaN) - (steady.mainCpuUp ?? NaN)) *
+      (1000 / Math.max(1e-9, steadyStreamSeconds))
+    ).toFixed(3),
     steadyWindowS: +(steadyStreamSeconds / Math.max(1, answered.length)).toFixed(1),
     /** Whole run (ramp-up, set-up, warm-up and teardown included). */
     cpuSeconds: +cpuSeconds.toFixed(3),
@@ -386,7 +416,7 @@ if (values.out) writeFileSync(values.out, json + '\n');
 console.log(json);
 const l = report.latencyMs;
 console.log(
-  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
+  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
     `rtp send interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5; at callers ${(100 * report.arrivalIntervalAtCallersMs.shareOutside20pm5).toFixed(2)} %), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +

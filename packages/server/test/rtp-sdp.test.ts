@@ -151,91 +151,96 @@ test('digest: a correct RFC 2617 response (qop=auth) passes; wrong password, for
   assert.deepEqual(auth.verify('INVITE', answer('pw')), { ok: false, stale: true, reason: 'bad_nonce' });
 });
 
-test('RTP session: ptime 30 is re-framed to 20 ms bit-exact (also past CSRC, extension, padding); a lost packet becomes exactly its silence; output seq/ts/marker', async () => {
-  const { RtpSession } = await import('../src/ingress/rtp/rtp-session.js');
-  const dgram = await import('node:dgram');
-  const { systemClock } = await import('../src/clock/clock.js');
-  const frames: Uint8Array[] = [];
-  const session = await RtpSession.open(
-    {
-      clock: systemClock,
-      host: '127.0.0.1',
-      portMin: 33000,
-      portMax: 33100,
-      reorderPackets: 2,
-      timeoutMs: 0,
-      rtcpIntervalMs: 5000,
-    },
-    { onFrame: (f) => frames.push(f.slice()), onDtmf: () => {}, onTimeout: () => {} },
-  );
-  const peer = dgram.createSocket('udp4');
-  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r));
-  const received: Buffer[] = [];
-  peer.on('message', (m) => received.push(m));
-  session.setMedia({
-    payloadType: 8,
-    silenceByte: 0xd5,
-    clockRate: 8000,
-    eventPayloadType: null,
-    remoteAddress: '127.0.0.1',
-    remotePort: peer.address().port,
-    remoteRtcpPort: peer.address().port + 1,
-    direction: 'sendrecv',
-  });
-  try {
-    const payload = (n: number) => Buffer.alloc(240, n);
-    const send = (seq: number, ts: number, body: Buffer) => {
-      const h = Buffer.alloc(12);
-      h[0] = 0x80;
-      h[1] = 8;
-      h.writeUInt16BE(seq, 2);
-      h.writeUInt32BE(ts, 4);
-      h.writeUInt32BE(7, 8);
-      if (seq === 105) {
-        // one CSRC, a 1-word header extension and 3 bytes of padding (RFC 3550 §5.1, §5.3.1)
-        h[0] = 0x80 | 0x20 | 0x10 | 1;
-        const csrc = Buffer.alloc(4, 9);
-        const ext = Buffer.from([0xbe, 0xde, 0, 1, 1, 2, 3, 4]);
-        peer.send(Buffer.concat([h, csrc, ext, body, Buffer.from([0, 0, 3])]), session.port, '127.0.0.1');
-        return;
-      }
-      peer.send(Buffer.concat([h, body]), session.port, '127.0.0.1');
-    };
-    // packets 0..5 of 30 ms; packet 2 is lost; 3 more arrive so the window gives up on it
-    for (const i of [0, 1, 3, 4, 5]) send(100 + i, 1000 + 240 * i, payload(i + 1));
-    const { until } = await import('./helpers.js');
-    await until(() => frames.length >= 9, '9 frames');
-    const all = Buffer.concat(frames);
-    const expected = Buffer.concat([
-      payload(1),
-      payload(2),
-      Buffer.alloc(240, 0xd5),
-      payload(4),
-      payload(5),
-      payload(6),
-    ]);
-    assert.equal(all.length, expected.length);
-    assert.ok(all.equals(expected), 'audio and silence in the right places');
-    assert.ok(frames.every((f) => f.length === 160));
-    assert.equal(session.stats.lost, 1);
-    // Outgoing: consecutive seq, ts +160, marker on the first packet only, our SSRC.
-    for (let i = 0; i < 3; i++) session.sendFrame(new Uint8Array(160).fill(i));
-    await until(() => received.length >= 3, 'our RTP');
-    const seq = received.map((m) => m.readUInt16BE(2));
-    const ts = received.map((m) => m.readUInt32BE(4));
-    assert.deepEqual([(seq[1]! - seq[0]!) & 0xffff, (seq[2]! - seq[1]!) & 0xffff], [1, 1]);
-    assert.deepEqual([(ts[1]! - ts[0]!) >>> 0, (ts[2]! - ts[1]!) >>> 0], [160, 160]);
-    assert.deepEqual(
-      received.map((m) => m[1]! >> 7),
-      [1, 0, 0],
+for (const thread of ['main thread', 'I/O thread'] as const)
+  test(`RTP session (sockets on the ${thread}): ptime 30 is re-framed to 20 ms bit-exact (also past CSRC, extension, padding); a lost packet becomes exactly its silence; output seq/ts/marker`, async () => {
+    const { RtpSession } = await import('../src/ingress/rtp/rtp-session.js');
+    const { InlineUdpIo, WorkerUdpIo } = await import('../src/ingress/rtp/udp-io.js');
+    const dgram = await import('node:dgram');
+    const { systemClock } = await import('../src/clock/clock.js');
+    const io = thread === 'main thread' ? new InlineUdpIo() : new WorkerUdpIo();
+    const frames: Uint8Array[] = [];
+    const session = await RtpSession.open(
+      {
+        clock: systemClock,
+        io,
+        host: '127.0.0.1',
+        portMin: 33000,
+        portMax: 33100,
+        reorderPackets: 2,
+        timeoutMs: 0,
+        rtcpIntervalMs: 5000,
+      },
+      { onFrame: (f) => frames.push(f.slice()), onDtmf: () => {}, onTimeout: () => {} },
     );
-    assert.ok(received.every((m) => m.readUInt32BE(8) === session.ssrc && (m[1]! & 0x7f) === 8));
-    assert.ok(received[2]!.subarray(12).equals(Buffer.alloc(160, 2)));
-  } finally {
-    session.close();
-    peer.close();
-  }
-});
+    const peer = dgram.createSocket('udp4');
+    await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r));
+    const received: Buffer[] = [];
+    peer.on('message', (m) => received.push(m));
+    session.setMedia({
+      payloadType: 8,
+      silenceByte: 0xd5,
+      clockRate: 8000,
+      eventPayloadType: null,
+      remoteAddress: '127.0.0.1',
+      remotePort: peer.address().port,
+      remoteRtcpPort: peer.address().port + 1,
+      direction: 'sendrecv',
+    });
+    try {
+      const payload = (n: number) => Buffer.alloc(240, n);
+      const send = (seq: number, ts: number, body: Buffer) => {
+        const h = Buffer.alloc(12);
+        h[0] = 0x80;
+        h[1] = 8;
+        h.writeUInt16BE(seq, 2);
+        h.writeUInt32BE(ts, 4);
+        h.writeUInt32BE(7, 8);
+        if (seq === 105) {
+          // one CSRC, a 1-word header extension and 3 bytes of padding (RFC 3550 §5.1, §5.3.1)
+          h[0] = 0x80 | 0x20 | 0x10 | 1;
+          const csrc = Buffer.alloc(4, 9);
+          const ext = Buffer.from([0xbe, 0xde, 0, 1, 1, 2, 3, 4]);
+          peer.send(Buffer.concat([h, csrc, ext, body, Buffer.from([0, 0, 3])]), session.port, '127.0.0.1');
+          return;
+        }
+        peer.send(Buffer.concat([h, body]), session.port, '127.0.0.1');
+      };
+      // packets 0..5 of 30 ms; packet 2 is lost; 3 more arrive so the window gives up on it
+      for (const i of [0, 1, 3, 4, 5]) send(100 + i, 1000 + 240 * i, payload(i + 1));
+      const { until } = await import('./helpers.js');
+      await until(() => frames.length >= 9, '9 frames');
+      const all = Buffer.concat(frames);
+      const expected = Buffer.concat([
+        payload(1),
+        payload(2),
+        Buffer.alloc(240, 0xd5),
+        payload(4),
+        payload(5),
+        payload(6),
+      ]);
+      assert.equal(all.length, expected.length);
+      assert.ok(all.equals(expected), 'audio and silence in the right places');
+      assert.ok(frames.every((f) => f.length === 160));
+      assert.equal(session.stats.lost, 1);
+      // Outgoing: consecutive seq, ts +160, marker on the first packet only, our SSRC.
+      for (let i = 0; i < 3; i++) session.sendFrame(new Uint8Array(160).fill(i));
+      await until(() => received.length >= 3, 'our RTP');
+      const seq = received.map((m) => m.readUInt16BE(2));
+      const ts = received.map((m) => m.readUInt32BE(4));
+      assert.deepEqual([(seq[1]! - seq[0]!) & 0xffff, (seq[2]! - seq[1]!) & 0xffff], [1, 1]);
+      assert.deepEqual([(ts[1]! - ts[0]!) >>> 0, (ts[2]! - ts[1]!) >>> 0], [160, 160]);
+      assert.deepEqual(
+        received.map((m) => m[1]! >> 7),
+        [1, 0, 0],
+      );
+      assert.ok(received.every((m) => m.readUInt32BE(8) === session.ssrc && (m[1]! & 0x7f) === 8));
+      assert.ok(received[2]!.subarray(12).equals(Buffer.alloc(160, 2)));
+    } finally {
+      session.close();
+      peer.close();
+      await io.close();
+    }
+  });
 
 test('latency histogram: quantiles within one bucket, max exact, Prometheus summary in seconds', async () => {
   const { LatencyHistogram } = await import('../src/metrics/latency.js');
@@ -335,5 +340,87 @@ test('RTCP: a sender report with our SSRC, packet/octet counts and a reception r
     session.close();
     rtp.close();
     rtcp.close();
+  }
+});
+
+test('RTP I/O thread: datagrams both ways in order and byte-exact, arrival times on the main timeline, sources reported, a taken port refused, ports released on close', async () => {
+  const { WorkerUdpIo } = await import('../src/ingress/rtp/udp-io.js');
+  const dgram = await import('node:dgram');
+  const { until } = await import('./helpers.js');
+  const io = new WorkerUdpIo();
+  const got: Array<{ channel: number; data: Buffer; from: string; hr: number }> = [];
+  const errors: number[] = [];
+  const handlers = {
+    onPacket: (channel: 0 | 1, data: Buffer, from: { address: string; port: number }, hr: number) =>
+      got.push({ channel, data: Buffer.from(data), from: `${from.address}:${from.port}`, hr }),
+    onError: () => errors.push(1),
+  };
+  const peer = dgram.createSocket('udp4');
+  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r));
+  const fromPeer: Buffer[] = [];
+  peer.on('message', (m) => fromPeer.push(m));
+  let pair: import('../src/ingress/rtp/udp-io.js').UdpPair | null = null;
+  let port = 35000;
+  try {
+    for (; port < 35100 && !pair; port += 2)
+      pair = await io.bindPair('127.0.0.1', port, handlers).catch(() => null);
+    port -= 2;
+    assert.ok(pair, 'a port pair bound');
+    assert.equal(pair.port, port);
+    // The same ports again: refused with the socket's error, not a hang.
+    await assert.rejects(io.bindPair('127.0.0.1', port, handlers), /EADDRINUSE/);
+    // In: 300 datagrams of different sizes to RTP (bursts of 50: a loaded test machine must not
+    // overflow the kernel's socket buffer), one to RTCP.
+    const sentAt = performance.now();
+    for (let i = 0; i < 300; i++) {
+      peer.send(Buffer.alloc(12 + (i % 200), i & 0xff), port, '127.0.0.1');
+      if (i % 50 === 49) await until(() => got.length > i, `datagram ${i} through the I/O thread`);
+    }
+    peer.send(Buffer.from('rtcp'), port + 1, '127.0.0.1');
+    await until(() => got.length >= 301, '301 datagrams through the I/O thread');
+    const receivedBy = performance.now();
+    const rtp = got.filter((g) => g.channel === 0);
+    assert.equal(rtp.length, 300);
+    rtp.forEach((g, i) =>
+      assert.ok(g.data.equals(Buffer.alloc(12 + (i % 200), i & 0xff)), `datagram ${i} intact`),
+    );
+    assert.deepEqual(
+      got.filter((g) => g.channel === 1).map((g) => g.data.toString()),
+      ['rtcp'],
+    );
+    assert.ok(got.every((g) => g.from === `127.0.0.1:${peer.address().port}`));
+    assert.ok(
+      got.every((g) => g.hr >= sentAt - 1 && g.hr <= receivedBy + 1),
+      'arrival times on this thread’s clock',
+    );
+    // Out: 60 datagrams of 1200 bytes sent in one turn of the loop — more than one 60 kB batch —
+    // arrive whole and in order.
+    for (let i = 0; i < 60; i++) {
+      const b = Buffer.alloc(1200, i);
+      b.writeUInt16BE(i, 0);
+      pair.send(0, b, peer.address().port, '127.0.0.1');
+    }
+    await until(() => fromPeer.length >= 60, '60 datagrams from the I/O thread');
+    assert.deepEqual(
+      fromPeer.map((m) => m.readUInt16BE(0)),
+      Array.from({ length: 60 }, (_, i) => i),
+    );
+    assert.ok(fromPeer.every((m, i) => m.length === 1200 && m[1199] === i));
+    assert.equal(errors.length, 0);
+    // Closing sends what was queued, then frees the ports for a new pair.
+    pair.send(1, Buffer.from('last'), peer.address().port, '127.0.0.1');
+    pair.close();
+    await until(() => fromPeer.some((m) => m.toString() === 'last'), 'the packet queued before close');
+    let again: import('../src/ingress/rtp/udp-io.js').UdpPair | null = null;
+    await until(() => {
+      void io
+        .bindPair('127.0.0.1', port, handlers)
+        .then((p) => (again ??= p))
+        .catch(() => {});
+      return again !== null;
+    }, 'the same ports bound again after close');
+  } finally {
+    peer.close();
+    await io.close();
   }
 });

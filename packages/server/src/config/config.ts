@@ -117,6 +117,12 @@ export const configSchema = z
         rtpPortMax: z.number().int().min(1025).max(65535).default(20000),
         /** Hang up a call whose RTP stopped for this long (0 = never). */
         rtpTimeoutMs: ms.default(30000),
+        /**
+         * RTP/RTCP sockets on their own I/O thread (true), or on the main thread with the media
+         * clock and the streams (false, the default: on a 2-core machine shared with its peers the
+         * thread measured no better; see `ingress/rtp/udp-io.ts` and the README).
+         */
+        rtpIoThread: z.boolean().default(false),
         /** RTP reorder window, packets held while waiting for a missing one. */
         reorderPackets: z.number().int().min(0).max(10).default(3),
         /** Source IPs (exact or CIDR `a.b.c.d/n`) allowed to send INVITE; empty = anyone. */

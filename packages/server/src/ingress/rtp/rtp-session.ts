@@ -6,10 +6,7 @@
  * reports, and an inactivity timeout. Outgoing packets are sent only when the call's media-clock
  * tick calls {@link RtpSession.sendFrame} — this class never schedules media itself.
  */
-import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
-import dns from 'node:dns';
-import { isIPv4 } from 'node:net';
 import {
   RtcpPacketConverter,
   RtcpReceiverInfo,
@@ -20,6 +17,7 @@ import {
 import type { Clock } from '../../clock/clock.js';
 import { ReorderBuffer } from './reorder.js';
 import { DtmfReceiver, encodeDtmfEvent, type EventPacket } from './rfc4733.js';
+import { inlineUdpIo, type UdpChannel, type UdpIo, type UdpPair, type UdpSource } from './udp-io.js';
 
 /** The negotiated media of a session (from SDP offer/answer). */
 export interface RtpMediaParams {
@@ -70,6 +68,8 @@ export interface RtpSessionOptions {
   onSendInterval?: (ms: number) => void;
   /** Called before each received RTP packet is handled: the media clock's preemption point. */
   preempt?: () => void;
+  /** Where the sockets live (default: this thread, {@link inlineUdpIo}). */
+  io?: UdpIo;
 }
 
 /** Counters of one session. */
@@ -153,8 +153,7 @@ export class RtpSession {
   private timeoutMs: number;
 
   private constructor(
-    private readonly rtp: dgram.Socket,
-    private readonly rtcp: dgram.Socket,
+    private readonly sockets: UdpPair,
     /** Local RTP port (even); RTCP is `port + 1`. */
     readonly port: number,
     private readonly options: RtpSessionOptions,
@@ -172,15 +171,13 @@ export class RtpSession {
       this.stats.dtmfIn++;
       events.onDtmf(digit, options.clock.now());
     });
-    const preempt = options.preempt;
-    rtp.on('message', (msg, rinfo) => {
-      preempt?.();
-      this.onRtp(msg, rinfo);
-    });
-    rtcp.on('message', (msg, rinfo) => this.onRtcp(msg, rinfo));
-    // A send to an unreachable peer surfaces as an 'error' event on some platforms: count, never crash.
-    rtp.on('error', () => this.stats.rejected++);
-    rtcp.on('error', () => this.stats.rejected++);
+  }
+
+  /** Packets from the socket pair: RTP through the media clock's preemption point, then parsed. */
+  private onPacket(channel: UdpChannel, msg: Buffer, from: UdpSource, arrivalHr: number): void {
+    if (channel === 1) return this.onRtcp(msg, from);
+    this.options.preempt?.();
+    this.onRtp(msg, from, arrivalHr);
   }
 
   /**
@@ -191,21 +188,28 @@ export class RtpSession {
     const base = options.portMin + (options.portMin % 2); // RTP on even ports (RFC 3550 §11)
     const span = Math.floor((options.portMax - base) / 2);
     const start = randomInt(0, Math.max(1, span));
+    const io = options.io ?? inlineUdpIo;
     for (let i = 0; i < span; i++) {
       const port = base + 2 * ((start + i) % span);
       if (portsInUse.has(port)) continue;
-      const rtp = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
-      const rtcp = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+      portsInUse.add(port); // reserved while binding (another call may be opening concurrently)
+      // Packets can only arrive in a later macrotask, after the session below exists.
+      let session: RtpSession | null = null;
+      let pair: UdpPair;
       try {
-        await bind(rtp, options.host, port);
-        await bind(rtcp, options.host, port + 1);
+        pair = await io.bindPair(options.host, port, {
+          onPacket: (channel, msg, from, arrivalHr) => session?.onPacket(channel, msg, from, arrivalHr),
+          // A send to an unreachable peer surfaces as a socket error on some platforms: count, never crash.
+          onError: () => {
+            if (session) session.stats.rejected++;
+          },
+        });
       } catch {
-        rtp.close();
-        rtcp.close();
+        portsInUse.delete(port);
         continue;
       }
-      portsInUse.add(port);
-      return new RtpSession(rtp, rtcp, port, options, events);
+      session = new RtpSession(pair, port, options, events);
+      return session;
     }
     throw new Error(`no free RTP port pair in ${options.portMin}-${options.portMax}`);
   }
@@ -235,7 +239,7 @@ export class RtpSession {
     return this.remote ? `${this.remote.address}:${this.remote.port}` : null;
   }
 
-  private onRtp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtp(msg: Buffer, rinfo: UdpSource, arrivalHr: number): void {
     if (this.closed || !this.media) return;
     const from = rinfo; // formatted only when a packet is rejected
     if (msg.length < 12 || msg[0]! >> 6 !== 2) return this.reject('not_rtp', from);
@@ -291,7 +295,7 @@ export class RtpSession {
       ts: timestamp,
       payload,
       at: now,
-      hr: performance.now(),
+      hr: arrivalHr,
     });
   }
 
@@ -367,7 +371,7 @@ export class RtpSession {
     this.events.onReject?.(reason, `${from.address}:${from.port}`);
   }
 
-  private onRtcp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtcp(msg: Buffer, rinfo: UdpSource): void {
     if (this.closed) return;
     try {
       for (const p of RtcpPacketConverter.deSerialize(msg)) {
@@ -429,7 +433,7 @@ export class RtpSession {
       if (this.lastSendHr > 0) this.options.onSendInterval(t - this.lastSendHr);
       this.lastSendHr = t;
     }
-    this.rtp.send(buf, this.remote!.port, this.remote!.address);
+    this.sockets.send(0, buf, this.remote!.port, this.remote!.address);
   }
 
   /** Queues a DTMF digit as RFC 4733 events; false if the peer did not negotiate telephone-event. */
@@ -478,7 +482,7 @@ export class RtpSession {
           })
         : new RtcpRrPacket({ ssrc: this.ssrc, reports });
     const port = this.latched ? this.remote.port + 1 : this.media.remoteRtcpPort;
-    this.rtcp.send(packet.serialize(), port, this.remote.address);
+    this.sockets.send(1, packet.serialize(), port, this.remote.address);
     this.stats.rtcpOut++;
   }
 
@@ -501,20 +505,8 @@ export class RtpSession {
     this.closed = true;
     this.reorder.flush();
     portsInUse.delete(this.port);
-    this.rtp.close();
-    this.rtcp.close();
+    this.sockets.close();
   }
-}
-
-function bind(socket: dgram.Socket, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (e: Error) => reject(e);
-    socket.once('error', onError);
-    socket.bind(port, host, () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
 }
 
 /** NTP timestamp (RFC 3550 §4: seconds since 1900 in the high 32 bits) of epoch ms. */
@@ -522,18 +514,4 @@ export function ntpTime(epochMs: number): bigint {
   const seconds = BigInt(Math.floor(epochMs / 1000) + 2208988800);
   const fraction = BigInt(Math.floor(((epochMs % 1000) / 1000) * 2 ** 32));
   return (seconds << 32n) | fraction;
-}
-
-/**
- * `lookup` for the RTP/RTCP sockets: peers are IPv4 literals (from SDP or the latched source), so
- * they are passed through at once instead of through `dns.lookup` and a `nextTick` for each of
- * the 50 packets per second per call; anything else still resolves through DNS.
- */
-function literalLookup(
-  address: string,
-  family: unknown,
-  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  if (isIPv4(address)) callback(null, address, 4);
-  else dns.lookup(address, 4, callback);
 }

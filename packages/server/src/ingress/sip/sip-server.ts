@@ -24,6 +24,7 @@ import type { Config } from '../../config/config.js';
 import { USER_AGENT } from '../../version.js';
 import { fetchAnswerDocument, XmlSession, type XmlApplication } from '../../xml/interpreter.js';
 import { RtpSession } from '../rtp/rtp-session.js';
+import { InlineUdpIo, WorkerUdpIo, type UdpIo } from '../rtp/udp-io.js';
 import { DigestAuthenticator } from './digest.js';
 import { answerOffer, makeOffer, readAnswer, type LocalMedia } from './sdp.js';
 import { CallstreamError } from '../../errors.js';
@@ -75,6 +76,8 @@ export class SipServer {
   private readonly auth: DigestAuthenticator | null;
   private readonly logger: Logger;
   private closing = false;
+  /** Where the calls' RTP/RTCP sockets live (`sip.rtpIoThread`). */
+  private readonly udpIo: UdpIo;
   /** Address in Via, Contact, SDP. */
   readonly address: string;
 
@@ -96,6 +99,14 @@ export class SipServer {
       }
     } else this.allow = null;
     this.auth = sip.auth ? new DigestAuthenticator(sip.auth, () => runtime.clock.now()) : null;
+    this.udpIo = sip.rtpIoThread
+      ? new WorkerUdpIo((err) =>
+          this.logger.error(
+            { err },
+            'RTP I/O thread failed: its calls lose media; new calls start a new one',
+          ),
+        )
+      : new InlineUdpIo();
   }
 
   /**
@@ -575,6 +586,7 @@ export class SipServer {
     const sip = this.runtime.config.sip;
     return {
       clock: this.runtime.clock,
+      io: this.udpIo,
       preempt: () => this.runtime.mediaClock.runIfDue?.(),
       host: sip.host,
       portMin: sip.rtpPortMin,
@@ -594,6 +606,7 @@ export class SipServer {
     await new Promise((r) => setTimeout(r, 50));
     for (const core of this.cores.values()) core.dispose();
     await this.transport.close();
+    await this.udpIo.close();
   }
 }
 
