@@ -4,7 +4,8 @@
  *    `checkpoint` every 50 frames.
  *  - `burst`: behaves like Pipecat — every 3 s an utterance of 2 s of speech is sent as 40 ms chunks
  *    at twice real time, followed by a `checkpoint`; every second utterance is cut by a
- *    `clearAudio` 1.5 s after it started (its checkpoint must then never be acknowledged).
+ *    `clearAudio` 1.5 s after it started (a checkpoint not acknowledged before `clearedAudio` arrives
+ *    must then never be acknowledged).
  * Checks made here: acknowledgements arrive in order, only for checkpoints not cleared, and never
  * before the utterance's audio could have played. `GET /stats` returns the counters as JSON; the
  * clear times (epoch ms) per bench call let the callers check that no audio follows a clear.
@@ -164,12 +165,18 @@ function burst(session: StreamSession, st: CallStats): void {
       later(CLEAR_AT_MS, () => {
         session.clearAudio();
         st.clears++;
-        for (const v of sentAt.values()) if (!v.acked) v.cleared = true; // everything still queued is discarded
       });
     }
     later(CYCLE_MS, utterance);
   };
   session.on('start', () => utterance());
+  // Judged by what the server says, in the order it says it (playedStream and clearedAudio share
+  // one ordered queue): a checkpoint acknowledged before `clearedAudio` arrived was played before
+  // the clear took effect — even if its ack was in flight when we sent `clearAudio`; every one not
+  // acknowledged by then was discarded and must never be acknowledged.
+  session.on('clearedAudio', () => {
+    for (const v of sentAt.values()) if (!v.acked) v.cleared = true;
+  });
   session.on('playedStream', (e) => {
     const n = Number(e.name.slice(4));
     const sent = sentAt.get(e.name);
