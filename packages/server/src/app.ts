@@ -12,6 +12,7 @@ import { USER_AGENT } from './version.js';
 import type { XmlSession } from './xml/interpreter.js';
 import { SpeechSynthesizer } from './media/tts.js';
 import { createEngineLatency, type EngineLatency } from './metrics/latency.js';
+import { CatchUpBudget } from './media/playout.js';
 
 /** The running pieces shared by every call. */
 export interface Runtime {
@@ -26,6 +27,8 @@ export interface Runtime {
   readonly latency: EngineLatency;
   /** Media-clock counters (ticks, skipped, preempted, deferred) when the real clock runs. */
   readonly mediaClockStats: MediaClockStats | null;
+  /** Accelerated frames allowed per tick across all streams (`stream.playoutCatchUpFramesPerTick`). */
+  readonly catchUpBudget: CatchUpBudget;
   /** Text to speech for `<Speak>` (worker thread, started on first use). */
   readonly speech: SpeechSynthesizer;
   /** Running XML call flows by CallUUID (transfer finds them here). */
@@ -69,6 +72,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     ...(overrides.outbox ? { outbox: overrides.outbox } : {}),
   });
   const calls = new Set<Call>();
+  const catchUpBudget = new CatchUpBudget(config.stream.playoutCatchUpFramesPerTick);
   const speech = new SpeechSynthesizer();
   const callListeners: Array<(call: Call) => void> = [];
   return {
@@ -80,10 +84,11 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     xmlSessions: new Map(),
     latency,
     mediaClockStats: realClock ? realClock.stats : null,
+    catchUpBudget,
     speech,
     newCall(leg, info) {
       const call = new Call(
-        { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger, latency },
+        { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger, latency, catchUpBudget },
         leg,
         info,
       );

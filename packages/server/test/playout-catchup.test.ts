@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BACKLOG_WINDOW, PlayoutQueue, accelerateFrame, catchUpFor } from '../src/index.js';
+import { BACKLOG_WINDOW, CatchUpBudget, PlayoutQueue, accelerateFrame, catchUpFor } from '../src/index.js';
+import { tickOrder } from '../src/clock/clock.js';
 import { correlation } from '../src/testing/index.js';
 
 const N = 160; // 20 ms at 8 kHz
@@ -233,4 +234,65 @@ test('fast catch-up: 200 ms late (10 frames) is recovered by removing several pi
   assert.ok(back > 0 && back <= 60 + 18, `back to depth 0 by tick ${back}`);
   assert.ok(fixed.q.acceleratedSamples > 10 * N - 50 && fixed.q.acceleratedSamples <= 10 * N);
   assert.equal(fixed.played + fixed.q.acceleratedSamples + fixed.q.queuedSamples, fixed.sent * N);
+});
+
+/** 10 live streams whose apps all stall for ticks 50–54 and then send the 5 held frames at once. */
+function stalledTogether(budget: CatchUpBudget | null) {
+  const streams = Array.from({ length: 10 }, () => ({
+    q: new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) }),
+    sent: 0,
+    played: 0,
+    turns: 0,
+  }));
+  const order = new Set(streams);
+  const frame = new Int16Array(N);
+  let maxPerTick = 0;
+  const recoveredAt = new Map<number, number>();
+  for (let tick = 0; tick < 300; tick++) {
+    const tickMs = 1_000_000 + 20 * tick;
+    let accelerated = 0;
+    for (const s of tickOrder(order, tick)) {
+      if (tick < 50 || tick >= 55) {
+        for (let k = 0; k < (tick === 55 ? 6 : 1); k++) s.q.enqueueAudio(voiced(N, N * s.sent++));
+      }
+      const before = s.q.acceleratedSamples;
+      frame.fill(0);
+      s.played += s.q.pull(frame, budget ? () => budget.take(tickMs) : undefined).audioSamples;
+      if (s.q.acceleratedSamples > before) {
+        accelerated++;
+        s.turns++;
+      }
+      const i = streams.indexOf(s);
+      if (tick > 56 && s.q.queuedSamples < 50 && !recoveredAt.has(i)) recoveredAt.set(i, tick);
+    }
+    maxPerTick = Math.max(maxPerTick, accelerated);
+  }
+  return { streams, maxPerTick, recoveredAt };
+}
+
+test('catch-up budget: 10 streams stalled together accelerate at most 3 frames per tick between them, take turns, all recover, nothing is dropped', () => {
+  const free = stalledTogether(null);
+  assert.equal(free.maxPerTick, 10, 'without a budget all 10 accelerate in the same tick');
+  const budget = new CatchUpBudget(3);
+  const { streams, maxPerTick, recoveredAt } = stalledTogether(budget);
+  assert.equal(maxPerTick, 3, 'never more than the budget in one tick');
+  assert.ok(budget.refused > 0, 'some streams waited for their turn');
+  assert.equal(recoveredAt.size, 10, 'every stream recovered its 100 ms');
+  // 10 streams × ~16 accelerated frames (one 50-sample period each) at 3 per tick: ~55 ticks.
+  const last = Math.max(...recoveredAt.values());
+  assert.ok(last <= 55 + 75, `all back by tick ${last}`);
+  assert.ok(last > Math.max(...free.recoveredAt.values()), 'later than without a budget');
+  const turns = streams.map((s) => s.turns);
+  assert.ok(Math.max(...turns) - Math.min(...turns) <= 3, `turns shared: ${turns.join(' ')}`);
+  for (const s of streams) assert.equal(s.played + s.q.acceleratedSamples + s.q.queuedSamples, s.sent * N);
+});
+
+test('tick order: subscription order rotated one place per tick', () => {
+  const hs = new Set(['a', 'b', 'c']);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((t) => tickOrder(hs, t).join('')),
+    ['abc', 'bca', 'cab', 'abc'],
+  );
+  assert.deepEqual(tickOrder(new Set(['x']), 7), ['x']);
+  assert.deepEqual(tickOrder(new Set<string>(), 7), []);
 });

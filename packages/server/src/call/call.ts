@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import { attachStatusCallbacks } from '../callbacks/stream-callbacks.js';
 import type { HttpCallbackSender } from '../callbacks/http-callbacks.js';
 import { encodeCallAudio, samplesPerFrame } from '../media/codec.js';
-import type { PullResult } from '../media/playout.js';
+import type { CatchUpBudget, PullResult } from '../media/playout.js';
 import { Stream } from '../stream/stream.js';
 import { DebugLog } from '../stream/debug-log.js';
 import type { CallLeg } from './call-leg.js';
@@ -24,6 +24,8 @@ export interface CallDeps {
   callbacks: HttpCallbackSender;
   logger?: Logger;
   latency?: EngineLatency;
+  /** Shared by every stream of the process (see {@link CatchUpBudget}). */
+  catchUpBudget?: CatchUpBudget;
 }
 
 /** Identity of a call as the app sees it (answer-URL parameters). */
@@ -154,6 +156,7 @@ export class Call {
         userAgent: this.deps.userAgent,
         ...(this.deps.logger ? { logger: this.deps.logger } : {}),
         ...(this.deps.latency ? { latency: this.deps.latency } : {}),
+        ...(this.deps.catchUpBudget ? { catchUpBudget: this.deps.catchUpBudget } : {}),
         preempt: this.preempt,
         onPlayback: this.onPlayback,
       },
@@ -215,7 +218,7 @@ export class Call {
       if (s.ended || !s.params.bidirectional) continue;
       const target = sources === 0 ? mix : this.scratch;
       if (target !== mix) target.fill(0);
-      const r = s.pullPlayout(target);
+      const r = s.pullPlayout(target, tickMs);
       if (!r) continue;
       pulled.push([s, r]);
       for (const d of r.dtmf) this.leg.sendDtmf(d, this.deps.config.dtmf.toneMs);

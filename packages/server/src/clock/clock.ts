@@ -63,3 +63,14 @@ export const systemClock: Clock = {
     if (h) clearTimeout(h as unknown as NodeJS.Timeout);
   },
 };
+
+/**
+ * The handlers of tick number `tick`, in the order they run: subscription order rotated by one
+ * place per tick, so no call is always first or always last — the first ones get the tick's
+ * shared budget (playout catch-up, `CatchUpBudget` in media/playout.ts) and the earliest send.
+ */
+export function tickOrder<T>(handlers: Set<T>, tick: number): T[] {
+  const all = [...handlers];
+  const k = all.length > 1 ? tick % all.length : 0;
+  return k === 0 ? all : all.slice(k).concat(all.slice(0, k));
+}

@@ -1,4 +1,11 @@
-import { PTIME_MS, type Clock, type MediaClock, type TickHandler, type TimerHandle } from './clock.js';
+import {
+  PTIME_MS,
+  tickOrder,
+  type Clock,
+  type MediaClock,
+  type TickHandler,
+  type TimerHandle,
+} from './clock.js';
 
 interface FakeTimer {
   id: number;
@@ -86,7 +93,7 @@ export class FakeClock implements Clock, MediaClock {
         this.current = this.nextTick;
         this.nextTick += PTIME_MS;
         this.inTick = true;
-        for (const h of [...this.handlers]) {
+        for (const h of tickOrder(this.handlers, Math.round(this.current / PTIME_MS))) {
           try {
             h(this.current, 0);
           } catch (e) {

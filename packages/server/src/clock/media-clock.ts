@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { PTIME_MS, type MediaClock, type TickHandler } from './clock.js';
+import { PTIME_MS, tickOrder, type MediaClock, type TickHandler } from './clock.js';
 
 /** Statistics of a {@link RealMediaClock}. */
 export interface MediaClockStats {
@@ -217,7 +217,7 @@ export class RealMediaClock implements MediaClock {
   private emit(tickMs: number, skipped: number): void {
     this.stats.ticks++;
     const started = this.options.onDuration ? this.monotonic() : 0;
-    for (const h of [...this.handlers]) {
+    for (const h of tickOrder(this.handlers, this.stats.ticks)) {
       try {
         h(tickMs, skipped);
       } catch (e) {

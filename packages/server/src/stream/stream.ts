@@ -49,7 +49,7 @@ import {
   type CallCodec,
 } from '../media/codec.js';
 import { NoiseSuppressor } from '../media/noise-suppression.js';
-import { PlayoutQueue, catchUpFor, type PullResult } from '../media/playout.js';
+import { PlayoutQueue, catchUpFor, type CatchUpBudget, type PullResult } from '../media/playout.js';
 import { DebugLog } from './debug-log.js';
 
 /** Record status of a stream (protocol.md §2.3). */
@@ -88,6 +88,8 @@ export interface StreamDeps {
    * playback ({@link Stream.playoutWaiting}) as soon as the audio is there.
    */
   onPlayback?: () => void;
+  /** The process-wide catch-up budget per media-clock tick (none: unbounded). */
+  catchUpBudget?: CatchUpBudget;
 }
 
 /** Per-stream counters (debug log summary, CLI summary, metrics). */
@@ -779,10 +781,16 @@ export class Stream {
    * Takes this stream's next 20 ms of playback into `frame` (zero-filled by the caller).
    * @returns what was taken, or `null` for one-way or ended streams
    */
-  pullPlayout(frame: Int16Array): PullResult | null {
+  pullPlayout(frame: Int16Array, tickMs: number): PullResult | null {
     if (!this.playout || this.ended) return null;
-    return this.playout.pull(frame);
+    this.playoutTickMs = tickMs;
+    return this.playout.pull(frame, this.deps.catchUpBudget ? this.mayAccelerate : undefined);
   }
+
+  /** The tick being pulled, for {@link mayAccelerate}. */
+  private playoutTickMs = 0;
+  /** Asks the shared catch-up budget (bound once: 50 pulls per second). */
+  private readonly mayAccelerate = (): boolean => this.deps.catchUpBudget!.take(this.playoutTickMs);
 
   /**
    * True when this stream played audio on the last tick and its next frame has not arrived yet:
