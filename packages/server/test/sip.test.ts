@@ -84,9 +84,6 @@ before(async () => {
       port: 0,
       rtpPortMin: 31000,
       rtpPortMax: 31999,
-      // These sipp calls run with the RTP sockets on the I/O thread; sip-policy.test.ts keeps the
-      // default (main thread), so both paths carry real calls.
-      rtpIoThread: true,
       trunk: { host: '127.0.0.1', port: (outboundTrunkPort = await freeUdpPort()) },
     },
     applications: [
