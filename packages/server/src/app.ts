@@ -6,6 +6,7 @@ import { systemClock, type Clock, type MediaClock } from './clock/clock.js';
 import { RealMediaClock, type MediaClockStats } from './clock/media-clock.js';
 import type { Config } from './config/config.js';
 import { HttpCallbackSender, type CallbackOutbox } from './callbacks/http-callbacks.js';
+import { AppHttpClient } from './callbacks/app-http.js';
 import { Call, type CallInfo } from './call/call.js';
 import type { CallLeg } from './call/call-leg.js';
 import { USER_AGENT } from './version.js';
@@ -20,6 +21,8 @@ export interface Runtime {
   readonly clock: Clock;
   readonly mediaClock: MediaClock;
   readonly callbacks: HttpCallbackSender;
+  /** HTTP toward apps (documents, callbacks): one keep-alive pool, closed with the runtime. */
+  readonly http: AppHttpClient;
   readonly logger: Logger;
   /** Creates a call on a leg. */
   newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
@@ -39,12 +42,11 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** Overrides for tests: fake clocks, a silent logger, a fetch stub. */
+/** Overrides for tests: fake clocks, a silent logger. */
 export interface RuntimeOverrides {
   clock?: Clock;
   mediaClock?: MediaClock;
   logger?: Logger;
-  fetch?: typeof fetch;
   /** Durable outbox for status callbacks. */
   outbox?: CallbackOutbox;
 }
@@ -62,13 +64,14 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
         onDuration: (ms) => latency.tickDuration.record(ms),
       });
   const mediaClock = overrides.mediaClock ?? realClock!;
+  const http = new AppHttpClient({ clock });
   const callbacks = new HttpCallbackSender({
     clock,
+    http,
     authToken: config.authToken,
     userAgent: USER_AGENT,
     timeoutMs: config.callbacks.timeoutMs,
     retryDelaysMs: config.callbacks.retryDelaysMs,
-    ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
     ...(overrides.outbox ? { outbox: overrides.outbox } : {}),
   });
   const calls = new Set<Call>();
@@ -80,6 +83,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     clock,
     mediaClock,
     callbacks,
+    http,
     logger,
     xmlSessions: new Map(),
     latency,
@@ -104,6 +108,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       for (const c of calls) c.hangup('SHUTDOWN', { shutdown: true });
       callbacks.close();
       await speech.close();
+      await http.close(); // after the server's bounded drain: what is still in flight stays pending
     },
   };
 }

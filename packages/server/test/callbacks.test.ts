@@ -68,6 +68,38 @@ test('5xx is retried after 1, 2, 4 s with fresh nonces and unchanged parameters;
   await receiver.close();
 });
 
+test('deliveries reuse one keep-alive connection; a refused connection is a retryable network error', async () => {
+  const clock = new FakeClock();
+  const receiver = await CallbackReceiver.start();
+  const s = sender(clock);
+  for (let i = 0; i < 20; i++)
+    s.send({ key: 'k', url: receiver.url(), method: 'POST', params: { N: String(i) } });
+  await s.idle();
+  assert.deepEqual(
+    receiver.received.map((r) => r.params.N),
+    Array.from({ length: 20 }, (_, i) => String(i)),
+  );
+  // undici hands the next request to a second connection when the last one's body has ended but the
+  // connection is not yet marked free; what matters is reuse, not one connection per callback.
+  assert.ok(receiver.connections <= 2, `20 sequential callbacks used ${receiver.connections} connections`);
+  assert.equal(s.stats.delivered, 20);
+
+  const url = receiver.url();
+  await receiver.close(); // nothing listens on that port any more
+  let failure = '';
+  s.send({ key: 'gone', url, method: 'POST', params: { N: 'x' }, onFailure: (c) => (failure = c) });
+  await until(() => clock.nextTimerIn() === 1000, 'refused, retry scheduled');
+  clock.advance(1000);
+  await until(() => clock.nextTimerIn() === 2000, 'second refusal, retry scheduled');
+  clock.advance(2000);
+  await until(() => clock.nextTimerIn() === 4000, 'third refusal, retry scheduled');
+  clock.advance(4000);
+  await until(() => failure !== '', 'given up after 3 retries');
+  assert.match(failure, /^network error: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+  assert.equal(s.stats.attempts, 24);
+  s.close();
+});
+
 test('callbacks of one stream are delivered in order even while one retries; GET puts parameters in the query, signed', async () => {
   const clock = new FakeClock();
   const receiver = await CallbackReceiver.start();

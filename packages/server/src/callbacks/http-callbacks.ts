@@ -1,14 +1,16 @@
 /**
- * Signed HTTP delivery of status callbacks (protocol.md §4.3–§4.4).
+ * Signed HTTP delivery of status callbacks (protocol.md §4.3–§4.4), through the runtime's
+ * {@link AppHttpClient}.
  *
  * Per ordering key (a stream), requests are delivered one at a time in order; a retrying request
  * delays only later requests of that key. Network errors, timeouts and 5xx are retried after the
  * configured delays (1, 2, 4 s); other statuses are final. Each attempt carries a fresh nonce and
- * signature; parameters never change. Delivery is asynchronous and never blocks media.
- * (Durable storage of pending deliveries arrives with the store, issue 4.)
+ * signature; parameters never change. Delivery is asynchronous and never blocks media. With an
+ * outbox, a delivery is persisted before its first attempt and its outcome recorded.
  */
 import { SIGNATURE_HEADERS, newNonce, newUuid, signV3Request } from '@callstream/protocol';
 import type { Clock, TimerHandle } from '../clock/clock.js';
+import { AppHttpClient, AppHttpError } from './app-http.js';
 
 /** One callback to deliver. */
 export interface CallbackRequest {
@@ -60,20 +62,29 @@ export interface HttpCallbackOptions {
   timeoutMs: number;
   /** Delays before each retry, ms; its length is the retry count. */
   retryDelaysMs: readonly number[];
-  fetch?: typeof fetch;
+  /** The runtime's client; without one the sender makes its own and closes it in {@link HttpCallbackSender.close}. */
+  http?: AppHttpClient;
   /** With durable storage: deliveries are persisted before their first attempt (§4.3). */
   outbox?: CallbackOutbox;
 }
 
+/** A signed request, ready to send: the URL (with the query for GET), headers, form body (POST). */
+export interface SignedRequest {
+  url: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body?: string;
+}
+
 /**
- * Builds the request of one attempt: URL, init (method, headers, body). Exported for tests.
+ * Builds the request of one attempt, signed with V3 (§4.4) with a fresh nonce. Exported for tests.
  */
 export function buildSignedRequest(
   req: Pick<CallbackRequest, 'url' | 'method' | 'params' | 'headers'>,
   authToken: string,
   userAgent: string,
   nonce = newNonce(),
-): { url: string; init: RequestInit & { headers: Record<string, string> } } {
+): SignedRequest {
   const headers: Record<string, string> = { ...(req.headers ?? {}), 'User-Agent': userAgent };
   let url = req.url;
   let body: string | undefined;
@@ -91,7 +102,7 @@ export function buildSignedRequest(
   headers[SIGNATURE_HEADERS.signature] = signature;
   headers[SIGNATURE_HEADERS.mainAccountSignature] = signature;
   headers[SIGNATURE_HEADERS.nonce] = nonce;
-  return { url, init: { method: req.method, headers, ...(body !== undefined ? { body } : {}) } };
+  return { url, method: req.method, headers, ...(body !== undefined ? { body } : {}) };
 }
 
 /** Delivers callbacks; see the module comment for the policy. */
@@ -105,7 +116,13 @@ export class HttpCallbackSender {
   /** Counters for metrics and summaries. */
   readonly stats = { delivered: 0, failed: 0, attempts: 0 };
 
-  constructor(private readonly options: HttpCallbackOptions) {}
+  private readonly http: AppHttpClient;
+  private readonly ownsHttp: boolean;
+
+  constructor(private readonly options: HttpCallbackOptions) {
+    this.ownsHttp = options.http === undefined;
+    this.http = options.http ?? new AppHttpClient({ clock: options.clock });
+  }
 
   /**
    * Queues a request (persisting it first when an outbox is configured).
@@ -144,13 +161,16 @@ export class HttpCallbackSender {
 
   /**
    * Stops delivering: retry waits end at once and pending requests fail with `sender closed`
-   * (their `onFailure` runs); `idle()` then resolves. (A durable outbox arrives with issue 4.)
+   * (their `onFailure` runs; with an outbox they stay pending for the next start); `idle()` then
+   * resolves. A client the sender made itself is closed once the attempt in flight ends.
    */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) this.options.clock.clearTimeout(t);
     this.timers.clear();
     for (const wake of [...this.sleepers]) wake();
+    if (this.ownsHttp) void this.idle().then(() => this.http.close().catch(() => undefined));
   }
 
   private async run(key: string): Promise<void> {
@@ -213,66 +233,22 @@ export class HttpCallbackSender {
     deliveryId: string,
   ): Promise<{ ok: true } | { ok: false; retryable: boolean; cause: string }> {
     this.stats.attempts++;
-    const { url, init } = buildSignedRequest(req, this.options.authToken, this.options.userAgent);
-    init.headers[DELIVERY_ID_HEADER] = deliveryId;
-    const controller = new AbortController();
-    const timer = this.options.clock.setTimeout(() => controller.abort(), this.options.timeoutMs);
+    const signed = buildSignedRequest(req, this.options.authToken, this.options.userAgent);
+    signed.headers[DELIVERY_ID_HEADER] = deliveryId;
     try {
-      const res = await (this.options.fetch ?? fetch)(url, {
-        ...init,
-        signal: controller.signal,
-        redirect: 'manual',
+      // The body is read and dropped (up to 64 KiB) so the connection can be reused.
+      const res = await this.http.exchange({
+        ...signed,
+        timeoutMs: this.options.timeoutMs,
+        maxBodyBytes: 64 * 1024,
+        keepBody: false,
       });
-      await discardBody(res);
       if (res.status >= 200 && res.status < 300) return { ok: true };
       return { ok: false, retryable: res.status >= 500, cause: `HTTP ${res.status} from ${req.url}` };
     } catch (e) {
-      const cause = controller.signal.aborted
-        ? `timeout after ${this.options.timeoutMs} ms`
-        : `network error: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`;
+      const cause =
+        e instanceof AppHttpError && e.timedOut ? e.message : `network error: ${(e as Error).message}`;
       return { ok: false, retryable: true, cause };
-    } finally {
-      this.options.clock.clearTimeout(timer);
     }
   }
-}
-
-/**
- * Reads a fetch response's body up to `maxBytes`; past that the rest is cancelled. With `keep`
- * false the chunks are dropped as they come (draining a callback response so its connection can be
- * reused). Shared by status callbacks and answer-URL documents.
- * @returns the bytes read (empty when not kept) and whether the body was over the limit
- * @throws what the body stream throws (the connection failed mid-body)
- */
-export async function readBody(
-  res: Response,
-  maxBytes: number,
-  keep: boolean,
-): Promise<{ data: Buffer; overLimit: boolean }> {
-  const reader = res.body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel();
-        return { data: Buffer.concat(chunks), overLimit: true };
-      }
-      if (keep) chunks.push(value);
-    }
-  }
-  return { data: Buffer.concat(chunks), overLimit: false };
-}
-
-/**
- * Reads and discards a callback response's body so the connection can be reused, up to
- * `limitBytes` (64 KiB); a larger body is cancelled. Reading, rather than cancelling at once, also
- * avoids the abort error undici builds for every cancel (measured: ~1 % of the server's CPU with
- * 200 streams' checkpoint callbacks). Never throws.
- */
-async function discardBody(res: Response, limitBytes = 64 * 1024): Promise<void> {
-  await readBody(res, limitBytes, false).catch(() => undefined); // failed mid-body: nothing to free
 }

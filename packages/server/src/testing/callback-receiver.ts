@@ -22,8 +22,12 @@ export class CallbackReceiver {
   readonly received: ReceivedCallback[] = [];
   /** Status to answer; a function sees the request count so far. */
   status: number | ((n: number) => number) = 200;
+  /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections = 0;
 
-  private constructor(private readonly server: Server) {}
+  private constructor(private readonly server: Server) {
+    server.on('connection', () => this.connections++);
+  }
 
   static async start(): Promise<CallbackReceiver> {
     return CallbackReceiver.startOn(0);

@@ -4,8 +4,8 @@
  * 3 attempts, then the fallback URL likewise.
  */
 import { parsePlivoXml, type XmlElement } from '@callstream/protocol';
-import { buildSignedRequest, readBody } from '../callbacks/http-callbacks.js';
-import type { Clock } from '../clock/clock.js';
+import { AppHttpError, type AppHttpClient } from '../callbacks/app-http.js';
+import { buildSignedRequest } from '../callbacks/http-callbacks.js';
 
 /** Where and how to fetch. */
 export interface DocumentSource {
@@ -15,7 +15,8 @@ export interface DocumentSource {
 
 /** Options of {@link fetchDocument}. */
 export interface FetchDocumentOptions {
-  clock: Clock;
+  /** The runtime's client toward apps. */
+  http: AppHttpClient;
   authToken: string;
   userAgent: string;
   /** Per attempt, ms (10 000). */
@@ -24,47 +25,39 @@ export interface FetchDocumentOptions {
   maxBytes: number;
   /** Attempts per URL (3). */
   attempts?: number;
-  fetch?: typeof fetch;
 }
 
 /** A fetched document or why none could be had (every attempt's cause). */
 export type FetchDocumentResult =
   { ok: true; elements: XmlElement[]; url: string } | { ok: false; errors: string[] };
 
-async function readLimited(res: Response, maxBytes: number): Promise<string> {
-  const { data, overLimit } = await readBody(res, maxBytes, true);
-  if (overLimit) throw new Error(`response larger than ${maxBytes} bytes`);
-  return data.toString('utf8');
-}
-
 async function attempt(
   source: DocumentSource,
   params: Record<string, string>,
   o: FetchDocumentOptions,
 ): Promise<XmlElement[]> {
-  const { url, init } = buildSignedRequest(
+  const signed = buildSignedRequest(
     { url: source.url, method: source.method, params },
     o.authToken,
     o.userAgent,
   );
-  const controller = new AbortController();
-  const timer = o.clock.setTimeout(() => controller.abort(), o.timeoutMs);
+  let res;
   try {
-    const res = await (o.fetch ?? fetch)(url, { ...init, signal: controller.signal, redirect: 'manual' });
-    if (res.status < 200 || res.status >= 300) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new Error(`HTTP ${res.status}`);
-    }
-    const parsed = parsePlivoXml(await readLimited(res, o.maxBytes));
-    if (!parsed.ok) throw new Error(parsed.error);
-    return parsed.elements;
+    res = await o.http.exchange({
+      ...signed,
+      timeoutMs: o.timeoutMs,
+      maxBodyBytes: o.maxBytes,
+      keepBody: true,
+    });
   } catch (e) {
-    if (controller.signal.aborted) throw new Error(`no response within ${o.timeoutMs} ms`);
-    const err = e as Error & { cause?: Error };
-    throw new Error(err.cause?.message ?? err.message);
-  } finally {
-    o.clock.clearTimeout(timer);
+    if (e instanceof AppHttpError && e.timedOut) throw new Error(`no response within ${o.timeoutMs} ms`);
+    throw e;
   }
+  if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+  if (res.overLimit) throw new Error(`response larger than ${o.maxBytes} bytes`);
+  const parsed = parsePlivoXml(res.body.toString('utf8'));
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.elements;
 }
 
 /**

@@ -59,7 +59,7 @@ export function fetchAnswerDocument(
     app.fallback ?? null,
     { ...callParams(info, app.params), CallStatus: 'ringing' },
     {
-      clock: runtime.clock,
+      http: runtime.http,
       authToken: c.authToken,
       userAgent: USER_AGENT,
       timeoutMs: c.xml.timeoutMs,
@@ -97,7 +97,7 @@ export class XmlSession {
       fallback,
       { ...this.baseParams, CallStatus: status },
       {
-        clock: this.runtime.clock,
+        http: this.runtime.http,
         authToken: c.authToken,
         userAgent: USER_AGENT,
         timeoutMs: c.xml.timeoutMs,
