@@ -11,7 +11,7 @@ import { buildApi } from './api/server.js';
 import { Metrics } from './api/metrics.js';
 import { Records } from './store/records.js';
 import { Store, type RecoveryReport } from './store/store.js';
-import type { CallbackOutbox } from './callbacks/http-callbacks.js';
+import { StoreOutbox } from './store/outbox.js';
 import { systemClock } from './clock/clock.js';
 import { SipServer } from './ingress/sip/sip-server.js';
 import { installDemoApp } from './demo/demo-app.js';
@@ -55,24 +55,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     ...(options.logger ? { logger: options.logger } : {}),
   });
   const clock = options.clock ?? systemClock;
-  const outbox: CallbackOutbox = {
-    insert: (id, req) =>
-      store.insertOutbox({
-        delivery_id: id,
-        seq: clock.now() * 1000 + (seqCounter++ % 1000),
-        ordering_key: req.key,
-        url: req.url,
-        method: req.method,
-        params: JSON.stringify(req.params),
-        headers: JSON.stringify(req.headers ?? {}),
-        status: 'pending',
-        attempts: 0,
-        created_ms: Math.floor(clock.now()),
-        last_error: null,
-      }),
-    finish: (id, status, attempts, lastError) => store.finishOutbox(id, status, attempts, lastError),
-  };
-  let seqCounter = 0;
+  const outbox = new StoreOutbox(store, () => clock.now());
   const runtime = createRuntime(config, { ...options, outbox });
   const records = new Records(store, config, runtime.clock);
   const recovery = await store.recover((start, end) => records.bill(start, end));

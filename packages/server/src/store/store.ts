@@ -41,6 +41,17 @@ export interface StoreOptions {
   logger?: Logger;
 }
 
+/** Outbox changes written together by {@link Store.writeOutbox}. */
+export interface OutboxBatch {
+  inserts: Array<Insertable<OutboxTable>>;
+  /** Delivery ids delivered (their rows are deleted). */
+  delivered: string[];
+  failed: Array<{ deliveryId: string; attempts: number; lastError: string | null }>;
+}
+
+/** Rows per outbox statement (11 parameters per inserted row; well under SQLite's and PostgreSQL's limits). */
+const OUTBOX_CHUNK = 200;
+
 /** What {@link Store.recover} closed after an unclean stop. */
 export interface RecoveryReport {
   streams: number;
@@ -207,22 +218,34 @@ export class Store {
 
   // ----- outbox
 
-  insertOutbox(row: Insertable<OutboxTable>): Promise<void> {
-    return this.write('insert outbox', (db) => db.insertInto('outbox').values(row).execute());
-  }
-
-  finishOutbox(
-    deliveryId: string,
-    status: 'delivered' | 'failed',
-    attempts: number,
-    lastError: string | null,
-  ): Promise<void> {
-    return this.write('finish outbox', (db) =>
-      db
-        .updateTable('outbox')
-        .set({ status, attempts, last_error: lastError })
-        .where('delivery_id', '=', deliveryId)
-        .execute(),
+  /**
+   * Applies a batch of outbox changes in one transaction, in this order: new deliveries inserted
+   * (status `pending`), delivered ones deleted (nothing is left to resume or inspect), failed ones
+   * kept with status `failed`, their attempts and last error. One statement per up to
+   * {@link OUTBOX_CHUNK} rows of a kind, so a busy second costs a few statements, not two per callback.
+   */
+  writeOutbox(batch: OutboxBatch): Promise<void> {
+    const { inserts, delivered, failed } = batch;
+    if (inserts.length + delivered.length + failed.length === 0) return Promise.resolve();
+    return this.write('outbox batch', (db) =>
+      db.transaction().execute(async (trx) => {
+        for (let i = 0; i < inserts.length; i += OUTBOX_CHUNK)
+          await trx
+            .insertInto('outbox')
+            .values(inserts.slice(i, i + OUTBOX_CHUNK))
+            .execute();
+        for (let i = 0; i < delivered.length; i += OUTBOX_CHUNK)
+          await trx
+            .deleteFrom('outbox')
+            .where('delivery_id', 'in', delivered.slice(i, i + OUTBOX_CHUNK))
+            .execute();
+        for (const f of failed)
+          await trx
+            .updateTable('outbox')
+            .set({ status: 'failed', attempts: f.attempts, last_error: f.lastError })
+            .where('delivery_id', '=', f.deliveryId)
+            .execute();
+      }),
     );
   }
 
