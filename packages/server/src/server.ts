@@ -143,6 +143,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       await Promise.race([runtime.callbacks.idle(), new Promise((r) => setTimeout(r, drainMs).unref())]);
       records.close();
       await runtime.close();
+      await outbox.flush(); // outcomes still waiting for a batch
       await store.close();
     },
   };

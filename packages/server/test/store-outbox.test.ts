@@ -1,12 +1,12 @@
 /**
  * The durable callback outbox with group commit (protocol.md §4.3): what one turn asks for is one
- * transaction; an insert resolves only once its row is readable; delivered rows are deleted, failed
- * ones kept. SQLite, and PostgreSQL when CALLSTREAM_TEST_DATABASE_URL is set (`npm run test:pg`).
+ * transaction; an insert resolves only once its row is readable; outcomes ride on the next batch or
+ * wait at most FINISH_DELAY_MS; delivered rows are deleted, failed ones kept. SQLite, and PostgreSQL when CALLSTREAM_TEST_DATABASE_URL is set (`npm run test:pg`).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store } from '../src/store/store.js';
-import { StoreOutbox } from '../src/store/outbox.js';
+import { FINISH_DELAY_MS, StoreOutbox } from '../src/store/outbox.js';
 import { testDatabaseUrl } from './helpers.js';
 
 test('outbox: one transaction per turn; inserts durable when they resolve; delivered rows deleted, failed kept', async () => {
@@ -64,10 +64,28 @@ test('outbox: one transaction per turn; inserts durable when they resolve; deliv
     'delivered rows are gone; the failed one keeps its attempts and cause',
   );
 
+  // An outcome alone waits (up to FINISH_DELAY_MS) for an insert batch to ride on.
+  const t0 = performance.now();
+  const finished = outbox.finish('d4', 'delivered', 1, null);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(outbox.stats.batches, 2, 'an outcome alone is not written at once');
+  await finished;
+  assert.ok(performance.now() - t0 >= FINISH_DELAY_MS - 1, 'written after the delay');
+  assert.deepEqual(outbox.stats, { batches: 3, rows: 10 });
+  // ...and flush() writes what is waiting at once (shutdown).
+  const t1 = performance.now();
+  void outbox.finish('d5', 'delivered', 1, null);
+  await outbox.flush();
+  assert.ok(performance.now() - t1 < FINISH_DELAY_MS, 'flush does not wait for the delay');
+  assert.deepEqual(
+    (await store.pendingOutbox()).map((r) => r.delivery_id),
+    ['d6'],
+  );
+
   // A batch larger than one statement's chunk (200 rows) is still one transaction.
   await Promise.all(Array.from({ length: 450 }, (_, i) => outbox.insert(`bulk${i}`, req(i))));
-  assert.equal((await store.pendingOutbox()).length, 453);
-  assert.deepEqual(outbox.stats, { batches: 3, rows: 459 });
+  assert.equal((await store.pendingOutbox()).length, 451);
+  assert.deepEqual(outbox.stats, { batches: 5, rows: 461 });
   assert.equal(store.writeErrors, 0);
   await store.close();
 });

@@ -199,7 +199,9 @@ export class HttpCallbackSender {
       const r = await this.attempt(req, p.deliveryId);
       if (r.ok) {
         this.stats.delivered++;
-        await this.options.outbox?.finish(p.deliveryId, 'delivered', p.attempts, null);
+        // Not awaited: the next callback of this key needs nothing from this row (a failed write
+        // is logged by the store; the row would be re-sent after a restart with the same id).
+        void this.options.outbox?.finish(p.deliveryId, 'delivered', p.attempts, null);
         req.onDelivered?.();
         return;
       }
@@ -211,7 +213,7 @@ export class HttpCallbackSender {
       return;
     }
     this.stats.failed++;
-    await this.options.outbox?.finish(p.deliveryId, 'failed', p.attempts, cause);
+    void this.options.outbox?.finish(p.deliveryId, 'failed', p.attempts, cause);
     req.onFailure?.(cause);
   }
 
