@@ -3,8 +3,10 @@
  * shipped {@link TestSipPeer}, ramped up at a bounded rate; each sends the committed speech as μ-law
  * RTP paced at 20 ms (one shared pacer for all calls) for S seconds, then hangs up. Every RTP packet
  * the server sends back is measured on arrival: loss (sequence gaps), inter-packet interval,
- * whether it carries audio, whether that audio is our own speech (echo), and the arrival time of
- * audio (burst: audio after a clear). Prints one JSON object on stdout.
+ * whether it carries audio, whether that audio is our own speech (echo) and then how long after we
+ * sent that frame it came back (the echo round trip through server and app, on this process's one
+ * clock), and the arrival time of audio (burst: audio after a clear). Prints one JSON object on
+ * stdout.
  *
  * Usage: `tsx bench/callers.ts --target 127.0.0.1:5060 --calls N --duration S [--rate 20]`
  */
@@ -37,9 +39,23 @@ const speech = g711Encode(
   readWav(readFileSync(new URL('../fixtures/speech-8k.wav', import.meta.url))).samples,
 );
 const FRAMES = Math.floor(speech.length / 160);
-const ownFrames = new Set<string>();
-for (let i = 0; i < FRAMES; i++)
-  ownFrames.add(Buffer.from(speech.subarray(i * 160, i * 160 + 160)).toString('latin1'));
+
+/**
+ * A μ-law frame as a lookup key. 0x7F (-0) becomes 0xFF (+0): the server plays audio from linear
+ * PCM, and encoding a decoded -0 gives +0, so an echoed frame can differ from ours only there.
+ */
+function frameKey(payload: Uint8Array): string {
+  let key = '';
+  for (let i = 0; i < payload.length; i++)
+    key += String.fromCharCode(payload[i] === 0x7f ? 0xff : payload[i]!);
+  return key;
+}
+/** Our own frames by content → index in the fixture (-1: the content occurs more than once). */
+const ownFrames = new Map<string, number>();
+for (let i = 0; i < FRAMES; i++) {
+  const key = frameKey(speech.subarray(i * 160, i * 160 + 160));
+  ownFrames.set(key, ownFrames.has(key) ? -1 : i);
+}
 
 /** Loud = mean |sample| above ~ -40 dBFS (μ-law bytes near 0xFF/0x7F are silence). */
 function loud(payload: Buffer): boolean {
@@ -73,16 +89,31 @@ export interface CallersReport {
    * health. Packets more than 20 ms late went out in a catch-up burst with the next one.
    */
   sendLateness: { p50: number; p99: number; max: number; over20: number };
+  /**
+   * Echo mode: our own frame sent → the same audio received back, ms (caller → server → app →
+   * server playout → caller; includes every socket queue on the way). Loud frames with unique
+   * content only.
+   */
+  echoRoundTrip: { p50: number; p99: number; max: number; count: number };
 }
 
 const intervals = new LatencyHistogram();
 const sendLateness = new LatencyHistogram();
+const echoRoundTrip = new LatencyHistogram();
 let sentOver20 = 0;
 let intervalsOut = 0;
 let intervalsTotal = 0;
 const results: CallResult[] = [];
 const peer = await TestSipPeer.start();
-const live: Array<{ call: PeerCall; result: CallResult; start: number; sent: number; end: number }> = [];
+const live: Array<{
+  call: PeerCall;
+  result: CallResult;
+  start: number;
+  sent: number;
+  end: number;
+  /** When each fixture frame was last sent (performance.now() ms), by frame index. */
+  sentAt: Float64Array;
+}> = [];
 
 function place(index: number): Promise<void> {
   const result: CallResult = {
@@ -100,6 +131,7 @@ function place(index: number): Promise<void> {
   results.push(result);
   let lastSeq = -1;
   let lastAt = 0;
+  const sentAt = new Float64Array(FRAMES).fill(NaN);
   return (async () => {
     const call = await peer.call(target, {
       user: values.user,
@@ -123,14 +155,19 @@ function place(index: number): Promise<void> {
         if (loud(payload)) {
           result.audioPackets++;
           if (values.arrivals) result.audioArrivals.push(Date.now()); // wall clock, comparable with the app's
-          if (ownFrames.has(payload.toString('latin1'))) result.ownSpeechPackets++;
+          const own = ownFrames.get(frameKey(payload));
+          if (own !== undefined) {
+            result.ownSpeechPackets++;
+            // The fixture loops every 7.4 s: the frame's last sending is the one that came back.
+            if (own >= 0 && at >= sentAt[own]!) echoRoundTrip.record(at - sentAt[own]!);
+          }
         }
       },
     });
     result.status = await call.final;
     if (result.status !== 200) return;
     const start = performance.now();
-    live.push({ call, result, start, sent: 0, end: start + durationMs });
+    live.push({ call, result, start, sent: 0, end: start + durationMs, sentAt });
   })();
 }
 
@@ -150,6 +187,7 @@ const pacer = setInterval(() => {
         marker: c.sent === 0,
         timestamp: (8000 + c.sent * 160) >>> 0,
       });
+      c.sentAt[i] = performance.now();
       c.sent++;
     }
     c.result.framesSent = c.sent;
@@ -197,6 +235,12 @@ const report: CallersReport = {
     p99: sendLateness.quantile(0.99),
     max: sendLateness.max,
     over20: sentOver20,
+  },
+  echoRoundTrip: {
+    p50: echoRoundTrip.quantile(0.5),
+    p99: echoRoundTrip.quantile(0.99),
+    max: echoRoundTrip.max,
+    count: echoRoundTrip.count,
   },
 };
 const out = JSON.stringify(report) + '\n';

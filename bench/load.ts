@@ -323,6 +323,17 @@ const report = {
         Math.max(1, answered.length)
       ).toFixed(1),
     },
+    /**
+     * Echo mode, measured by the callers on their own clock: own frame sent → the same audio back.
+     * Unlike the two figures above (taken from when the server's code sees a packet or message) it
+     * includes every socket queue on the way, the app's turn and the playout wait.
+     */
+    echoRoundTripAtCallers: {
+      p50: callerReport.echoRoundTrip.p50,
+      p99: callerReport.echoRoundTrip.p99,
+      max: +callerReport.echoRoundTrip.max.toFixed(2),
+      frames: callerReport.echoRoundTrip.count,
+    },
   },
   /** Outgoing RTP inter-packet interval as packets leave the server (its own send timestamps). */
   outgoingRtpIntervalMs: {
@@ -418,6 +429,9 @@ const l = report.latencyMs;
 console.log(
   `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
+    (playback === 'echo'
+      ? `echo round trip at callers p50/p99 ${l.echoRoundTripAtCallers.p50}/${l.echoRoundTripAtCallers.p99} ms, `
+      : '') +
     `rtp send interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5; at callers ${(100 * report.arrivalIntervalAtCallersMs.shareOutside20pm5).toFixed(2)} %), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
     `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}) → ${ok ? 'PASS' : 'FAIL'}` +
