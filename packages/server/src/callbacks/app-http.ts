@@ -81,9 +81,10 @@ export class AppHttpClient {
     const controller = new AbortController();
     const timer = this.options.clock.setTimeout(() => controller.abort(), req.timeoutMs);
     try {
+      const url = new URL(req.url);
       const res = await this.agent.request({
-        origin: new URL(req.url).origin,
-        path: pathOf(req.url),
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: req.method,
         headers: req.headers,
         ...(req.body !== undefined ? { body: req.body } : {}),
@@ -91,8 +92,9 @@ export class AppHttpClient {
       });
       const contentType = headerValue(res.headers['content-type']);
       if (!req.keepBody) {
-        // dump() reads up to the limit and drops the chunks; past it the connection is closed.
-        await res.body.dump({ limit: req.maxBodyBytes });
+        // dump() reads up to the limit and drops the chunks; past it the connection is closed. The
+        // status is the answer: a body that fails or times out after it does not undo it.
+        await res.body.dump({ limit: req.maxBodyBytes }).catch(() => undefined);
         return { status: res.statusCode, contentType, body: EMPTY, overLimit: false };
       }
       const chunks: Buffer[] = [];
@@ -125,18 +127,13 @@ export class AppHttpClient {
 
 const EMPTY = Buffer.alloc(0);
 
-function pathOf(url: string): string {
-  const u = new URL(url);
-  return u.pathname + u.search;
-}
-
 function headerValue(v: string | string[] | undefined): string {
   return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
 }
 
 /** The most telling message of a failure (undici wraps socket errors; URL errors are TypeErrors). */
 function describe(e: unknown): string {
-  const err = e as Error & { cause?: unknown; code?: string };
+  const err = e as Error & { cause?: unknown };
   if (err instanceof undiciErrors.UndiciError && err.cause instanceof Error) return err.cause.message;
   return err.message ?? String(e);
 }
