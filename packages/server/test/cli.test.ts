@@ -63,7 +63,15 @@ test('callstream call: plays the WAV, records the echo, prints the summary, send
     const reply = readWav(readFileSync(join(dir, 'reply.wav')));
     assert.equal(reply.sampleRate, 8000);
     const { correlation } = bestLagCorrelation(pcm, reply.samples, 2000);
-    assert.ok(correlation >= 0.99, `reply correlates ${correlation}`);
+    // The echo is the caller's audio, sample for sample — unless this machine stalled a process
+    // mid-call: then the app's audio came late, a dry spell went out and catch-up removed as much
+    // later, which shifts part of the reply (the summary says so). Only then is less accepted.
+    const { drySpellMs, catchUpMs } = summary.playout as { drySpellMs: number; catchUpMs: number };
+    const altered = drySpellMs > 0 || catchUpMs > 0;
+    assert.ok(
+      correlation >= (altered ? 0.8 : 0.99),
+      `reply correlates ${correlation}; dry spells ${drySpellMs} ms, caught up ${catchUpMs} ms`,
+    );
     assert.deepEqual(receiver.events(), ['StartStream', ...Array<string>(marks).fill('PlayedStream')]);
     assert.equal(receiver.received[0]!.params.ExtraHeaders, 'userId=7');
     assert.equal(receiver.received[0]!.headers.userid, '7');
@@ -74,6 +82,7 @@ test('callstream call: plays the WAV, records the echo, prints the summary, send
       timeout: 30000,
     });
     assert.match(human.stdout, /checkpoints acked\s+[1-9]/);
+    assert.match(human.stdout, /playout\s+\d+(\.\d+)? ms silence inside utterances/);
     assert.match(human.stdout, /sent to app\s+start=1 media=\d+ playedStream=\d+ stop=1/);
   } finally {
     await bot.close();

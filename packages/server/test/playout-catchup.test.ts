@@ -92,6 +92,7 @@ test('catch-up: after a 100 ms stall of a live app the queue is back to its old 
   // The recovered delay is the silence the stall caused (5 frames, to within one pitch period of
   // 50 samples); every other sample was played.
   assert.ok(fixed.q.acceleratedSamples > 5 * N - 50 && fixed.q.acceleratedSamples <= 5 * N);
+  assert.equal(fixed.q.drySpellSamples, 5 * N, 'the stall put 5 frames of silence inside the talk');
   assert.equal(fixed.played + fixed.q.acceleratedSamples + fixed.q.queuedSamples, fixed.sent * N);
   assert.equal(plain.played + plain.q.queuedSamples, plain.sent * N);
 });
@@ -118,6 +119,11 @@ test('catch-up never touches audio sent ahead: a prompt in a burst, or after a p
   for (let k = 0; k < 4; k++) q.enqueueAudio(voiced(N, N * k)); // the next utterance, real-time or not
   for (let t = 0; t < 10; t++) q.pull(frame);
   assert.equal(q.acceleratedSamples, 0);
+  assert.equal(
+    q.drySpellSamples,
+    N,
+    'the one-frame gap inside the prompt; the pause after a checkpoint is not one',
+  );
 });
 
 test('catch-up: ticks the media clock skipped with audio queued are lateness, recovered like a dry spell', () => {

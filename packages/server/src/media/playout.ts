@@ -135,6 +135,11 @@ export class PlayoutQueue {
   private readonly result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
   /** Samples removed by catch-up so far (metrics). */
   acceleratedSamples = 0;
+  /**
+   * Silence played inside talk sessions so far, samples: dry spells after which the app's audio
+   * resumed (it arrived late, so the audio heard has a gap there). Counted where catch-up is on.
+   */
+  drySpellSamples = 0;
 
   constructor(private readonly options: PlayoutQueueOptions) {}
 
@@ -173,6 +178,7 @@ export class PlayoutQueue {
     if (catchUp && this.gap >= 0 && accepted > 0) {
       // Audio resumes after a short dry spell: the app was late by the silence played meanwhile.
       this.lateness = Math.min(this.lateness + this.gap, this.maxLateness);
+      this.drySpellSamples += this.gap;
       this.gap = -1;
     }
     this.backlog.enqueued += accepted;

@@ -291,6 +291,11 @@ export class Stream {
     return this.playout ? (this.playout.acceleratedSamples * 1000) / this.call.codec.sampleRate : 0;
   }
 
+  /** Silence played inside the app's talk sessions because its audio came late, ms (media/playout.ts). */
+  get playoutDrySpellMs(): number {
+    return this.playout ? (this.playout.drySpellSamples * 1000) / this.call.codec.sampleRate : 0;
+  }
+
   /** Queued playback, ms (0 for one-way streams). */
   get playoutQueuedMs(): number {
     return this.playout ? (this.playout.queuedSamples * 1000) / this.call.codec.sampleRate : 0;

@@ -38,6 +38,11 @@ export interface SimulatedCallResult {
   /** End of caller audio → first playback frame (ms), or null if none came after it. */
   responseLatencyMs: number | null;
   stats: StreamStats;
+  /**
+   * Where the reply differs from the app's audio in time: silence played mid-utterance because the
+   * app's audio came late (`drySpellMs`) and audio removed by catch-up (`catchUpMs`), ms.
+   */
+  playout: { drySpellMs: number; catchUpMs: number };
   endReason: StopReason | null;
   status: string;
   dtmfReceived: ReceivedDtmf[];
@@ -107,6 +112,7 @@ export async function runSimulatedCall(
         ? leg.firstPlaybackAfterEndMs - leg.callerAudioEndMs
         : null,
     stats: stream.stats,
+    playout: { drySpellMs: stream.playoutDrySpellMs, catchUpMs: stream.playoutCatchUpMs },
     endReason: stream.endReason,
     status: stream.status,
     dtmfReceived: leg.dtmfReceived,
@@ -130,6 +136,7 @@ export function formatSummary(r: SimulatedCallResult): string {
     `  checkpoints acked   ${r.stats.checkpointsAcked}`,
     `  clears              ${r.stats.clears}`,
     `  reply audio         ${(r.reply.length / 8000).toFixed(2)} s`,
+    `  playout             ${r.playout.drySpellMs} ms silence inside utterances (app audio late), ${r.playout.catchUpMs} ms caught up`,
     `  response latency    ${r.responseLatencyMs === null ? 'no audio from the app after the caller finished' : `${r.responseLatencyMs} ms (end of caller audio -> first audio from the app)`}`,
     ...(r.dtmfReceived.length
       ? [`  DTMF received       ${r.dtmfReceived.map((d) => d.digit).join('')}`]
