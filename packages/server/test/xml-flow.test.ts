@@ -76,6 +76,38 @@ function runtime(extra: Record<string, unknown> = {}) {
   });
 }
 
+test('<Play> failures: a file over xml.maxPlayBytes and a 404 are skipped with play_failed; the next prompt plays', async () => {
+  let base = '';
+  const web = await xmlApp({
+    '/answer': () => ({
+      body: `<Response><Play>${base}/big.wav</Play><Play>${base}/missing.wav</Play><Play>${base}/ok.wav</Play></Response>`,
+    }),
+    '/big.wav': () => ({ body: tone(500, 1000) }), // 16 044 bytes
+    '/ok.wav': () => ({ body: tone(700, 200) }),
+  });
+  base = web.base;
+  const rt = runtime({ xml: { maxPlayBytes: 8000 } });
+  const leg = new TestLeg();
+  const call = rt.newCall(leg, { from: '1555', to: '1666' });
+  const session = new XmlSession(rt, call, { answer: { url: `${web.base}/answer`, method: 'POST' } });
+  try {
+    await session.run();
+    assert.deepEqual(session.executed, ['Play', 'Play', 'Play']);
+    const failures = call.debugLog
+      .list()
+      .filter((e) => e.code === 'play_failed')
+      .map((e) => e.message);
+    assert.equal(failures.length, 2, failures.join(' | '));
+    assert.match(failures[0]!, /big\.wav: file larger than 8000 bytes \(xml\.maxPlayBytes\)/);
+    assert.match(failures[1]!, /missing\.wav: HTTP 404/);
+    assert.equal(leg.sent.filter((s) => s.info.hasPlayback).length, 10, 'only the 200 ms prompt played');
+  } finally {
+    call.hangup();
+    await rt.close();
+    await web.close();
+  }
+});
+
 test('Play → Stream(keepCallAlive) → Play after the app closes → hangup; hangup URL once with Duration', async () => {
   const ws = await TestWsApp.start();
   let base = '';

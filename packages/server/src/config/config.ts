@@ -78,6 +78,12 @@ export const configSchema = z
           .int()
           .positive()
           .default(100 * 1024),
+        /** Largest `<Play>` file, bytes (50 MiB ≈ 54 min of 16-bit 8 kHz WAV); a larger one is skipped. */
+        maxPlayBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(50 * 1024 * 1024),
       })
       .prefault({}),
     http: z

@@ -350,15 +350,20 @@ export class XmlSession {
     }
     let samples: Int16Array;
     try {
+      const { timeoutMs, maxPlayBytes } = this.runtime.config.xml;
       const res = await this.interruptible(
-        fetch(url, {
+        this.runtime.http.exchange({
+          url,
+          method: 'GET',
           headers: { 'User-Agent': USER_AGENT },
-          signal: AbortSignal.timeout(this.runtime.config.xml.timeoutMs),
+          timeoutMs,
+          maxBodyBytes: maxPlayBytes,
+          keepBody: true,
         }),
       );
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const body = Buffer.from(await res.arrayBuffer());
-      const audio = decodePlayAudio(body, res.headers.get('content-type') ?? '');
+      if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+      if (res.overLimit) throw new Error(`file larger than ${maxPlayBytes} bytes (xml.maxPlayBytes)`);
+      const audio = decodePlayAudio(res.body, res.contentType);
       const rate = this.call.leg.codec.sampleRate;
       samples =
         audio.sampleRate === rate ? audio.samples : resampleOnce(audio.samples, audio.sampleRate, rate);
