@@ -45,11 +45,11 @@ const FRAMES = Math.floor(speech.length / 160);
  * PCM, and encoding a decoded -0 gives +0, so an echoed frame can differ from ours only there.
  */
 function frameKey(payload: Uint8Array): string {
-  let key = '';
-  for (let i = 0; i < payload.length; i++)
-    key += String.fromCharCode(payload[i] === 0x7f ? 0xff : payload[i]!);
-  return key;
+  if (keyScratch.length < payload.length) keyScratch = Buffer.alloc(payload.length);
+  for (let i = 0; i < payload.length; i++) keyScratch[i] = payload[i] === 0x7f ? 0xff : payload[i]!;
+  return keyScratch.toString('latin1', 0, payload.length); // native; the callers share the cores
 }
+let keyScratch = Buffer.alloc(160);
 /** Our own frames by content → index in the fixture (-1: the content occurs more than once). */
 const ownFrames = new Map<string, number>();
 for (let i = 0; i < FRAMES; i++) {
