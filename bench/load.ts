@@ -322,6 +322,11 @@ const report = {
         (1000 * delta('callstream_playout_catchup_seconds_total')) /
         Math.max(1, answered.length)
       ).toFixed(1),
+      /** Silence played inside the app's utterances because its playAudio came late, ms per stream. */
+      drySpellMsPerStream: +(
+        (1000 * delta('callstream_playout_dry_spell_seconds_total')) /
+        Math.max(1, answered.length)
+      ).toFixed(1),
     },
     /**
      * Echo mode, measured by the callers on their own clock: own frame sent → the same audio back.

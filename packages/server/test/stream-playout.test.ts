@@ -298,6 +298,8 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
     sentAt.slice(1).map((t, i) => t - sentAt[i]!),
     [22, 22, 16],
   );
+  // The silent tick inside the app's audio is a dry spell (callstream_playout_dry_spell_seconds_total).
+  assert.equal(stream.playoutDrySpellMs, 20);
   h.call.hangup();
   await app.close();
 });

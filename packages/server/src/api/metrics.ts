@@ -11,7 +11,14 @@ import type { Stream } from '../stream/stream.js';
 /** The metrics registry of one server. */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly ended = { sent: 0, received: 0, dropped: 0, reconnects: 0, catchUpMs: 0 };
+  private readonly ended = {
+    sent: 0,
+    received: 0,
+    dropped: 0,
+    reconnects: 0,
+    catchUpMs: 0,
+    drySpellMs: 0,
+  };
   private readonly live = new Set<Stream>();
   private readonly extra: Array<() => string> = [];
 
@@ -83,6 +90,15 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc((self.ended.catchUpMs + sum((s) => s.playoutCatchUpMs)) / 1000);
+      },
+    });
+    new Counter({
+      name: 'callstream_playout_dry_spell_seconds_total',
+      help: 'silence played inside an app utterance because its playAudio came late (what catch-up then recovers)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc((self.ended.drySpellMs + sum((s) => s.playoutDrySpellMs)) / 1000);
       },
     });
     new Gauge({
@@ -172,6 +188,7 @@ export class Metrics {
       this.ended.dropped += stream.stats.mediaDropped;
       this.ended.reconnects += stream.stats.reconnects;
       this.ended.catchUpMs += stream.playoutCatchUpMs;
+      this.ended.drySpellMs += stream.playoutDrySpellMs;
     });
   }
 }
