@@ -108,6 +108,32 @@ test('<Play> failures: a file over xml.maxPlayBytes and a 404 are skipped with p
   }
 });
 
+test('a hangup during <Play> ends the document at once (the wait right after the download stays interruptible)', async () => {
+  let base = '';
+  const web = await xmlApp({
+    '/answer': () => ({ body: `<Response><Play>${base}/long.wav</Play></Response>` }),
+    '/long.wav': () => ({ body: tone(500, 5000) }),
+  });
+  base = web.base;
+  const rt = runtime();
+  const leg = new TestLeg();
+  const call = rt.newCall(leg, { from: '1555', to: '1666' });
+  const session = new XmlSession(rt, call, { answer: { url: `${web.base}/answer`, method: 'POST' } });
+  try {
+    let ended = false;
+    const running = session.run().then(() => (ended = true));
+    await until(() => leg.sent.some((s) => s.info.hasPlayback), 'the prompt plays');
+    call.hangup();
+    await until(() => ended, 'the document ended after the hangup', 2000);
+    await running;
+    assert.ok(leg.sent.filter((s) => s.info.hasPlayback).length < 100, 'not played to the end');
+  } finally {
+    call.hangup();
+    await rt.close();
+    await web.close();
+  }
+});
+
 test('Play → Stream(keepCallAlive) → Play after the app closes → hangup; hangup URL once with Duration', async () => {
   const ws = await TestWsApp.start();
   let base = '';
@@ -150,7 +176,13 @@ test('Play → Stream(keepCallAlive) → Play after the app closes → hangup; h
       firstRun >= 0 && gapStart > firstRun && secondRun > gapStart,
       'two prompts separated by the stream',
     );
-    assert.equal(playback.filter(Boolean).length, 30, '2 × 300 ms of prompts');
+    // Run lengths (+playback / -silence) in the message, so a failure shows where frames came from.
+    const runs: string[] = [];
+    for (let i = 0, j = 0; i < playback.length; i = j) {
+      while (j < playback.length && playback[j] === playback[i]) j++;
+      runs.push(`${playback[i] ? '+' : '-'}${j - i}`);
+    }
+    assert.equal(playback.filter(Boolean).length, 30, `2 × 300 ms of prompts; runs ${runs.join(' ')}`);
     assert.ok(
       secondRun - gapStart >= 15,
       `second prompt waited for the stream (${secondRun - gapStart} frames)`,

@@ -193,7 +193,11 @@ export class XmlSession {
       };
       if (this.call.ended) return interrupt();
       this.interrupt = interrupt;
-      p.then(resolve, reject).finally(() => (this.interrupt = null));
+      // Clear only our own: this runs a microtask after `p` settles, when the caller may already
+      // have entered the next interruptible wait (e.g. <Play> playing right after its download).
+      p.then(resolve, reject).finally(() => {
+        if (this.interrupt === interrupt) this.interrupt = null;
+      });
     });
   }
 
