@@ -220,3 +220,90 @@ test('real media clock: deferTick holds work into the tick grace window (due + 4
   t2.advanceTo(1020);
   assert.equal(declined, false);
 });
+
+test('send slots: handlers run 5 ms apart by slot, spread fills the least used slot, tick times carry the slot offset', () => {
+  const t = timeline();
+  const clock = new RealMediaClock(t.options);
+  const log: string[] = [];
+  const handler = (name: string) => (ms: number) => log.push(`${name}@${ms - 1_700_000_001_000}`);
+  const a = handler('a');
+  const c = handler('c');
+  clock.onTick(a); // slot 0 by default
+  clock.onTick(c, 2);
+  const spread = ['s1', 's2', 's3'].map((n) => {
+    const h = handler(n);
+    clock.onTick(h, 'spread');
+    return clock.slotOf(h);
+  });
+  assert.deepEqual(spread, [1, 3, 0], 'empty slots first (1, 3), then the lowest of the least used');
+  t.advanceTo(1040);
+  // (within a slot the order rotates one place per tick)
+  assert.deepEqual(log, [
+    's1@5',
+    'c@10',
+    's2@15',
+    's3@20',
+    'a@20',
+    's1@25',
+    'c@30',
+    's2@35',
+    'a@40',
+    's3@40',
+  ]);
+  assert.equal(clock.phaseMs(), 0);
+  t.now = 1047.5;
+  assert.equal(clock.phaseMs(), 7.5);
+});
+
+test('send slots: a shift moves a handler one slot — one 25 ms (or 15 ms) interval, then 20 ms again; a second shift waits for a run', () => {
+  const t = timeline();
+  const clock = new RealMediaClock(t.options);
+  const runs: number[] = [];
+  const h = (ms: number) => runs.push(ms - 1_700_000_001_000);
+  clock.onTick(h, 1);
+  t.advanceTo(1030); // ran at 5, 25
+  assert.equal(clock.shiftSlot(h, 1), true);
+  assert.equal(clock.shiftSlot(h, 1), false, 'not again before it has run in its new slot');
+  t.advanceTo(1100);
+  assert.equal(clock.slotOf(h), 2);
+  assert.equal(clock.shiftSlot(h, -1), true);
+  assert.equal(clock.shiftSlot(h, -1), false);
+  t.advanceTo(1160);
+  assert.deepEqual(runs, [5, 25, 50, 70, 90, 105, 125, 145]);
+  const intervals = runs.slice(1).map((r, i) => r - runs[i]!);
+  assert.deepEqual(intervals, [20, 25, 20, 20, 15, 20, 20]);
+  // Shifting a handler in the slot before 0 wraps round: slot 0 → 3 is one tick of 15 ms.
+  const w: number[] = [];
+  const g = (ms: number) => w.push(ms - 1_700_000_001_000);
+  clock.onTick(g, 0); // at 1160, slot 0's due time: it runs at once
+  t.advanceTo(1181); // g ran at 160, 180
+  assert.equal(clock.shiftSlot(g, -1), true);
+  t.advanceTo(1240);
+  assert.equal(clock.slotOf(g), 3);
+  assert.deepEqual(w, [160, 180, 195, 215, 235]);
+});
+
+test('send slots: after a stall each used slot catches up at most maxCatchUp ticks and reports what it skipped', () => {
+  const t = timeline();
+  const clock = new RealMediaClock({ ...t.options, maxCatchUp: 3 });
+  const seen: Record<string, Array<[number, number]>> = { a: [], b: [] };
+  clock.onTick((ms, skipped) => seen.a!.push([ms - 1_700_000_001_000, skipped]), 0);
+  clock.onTick((ms, skipped) => seen.b!.push([ms - 1_700_000_001_000, skipped]), 2);
+  t.advanceTo(1030); // a@20, b@10, b@30 (t0 = 1000)
+  t.now = 1240; // stalled: slot 0 due at 40 … 240 (11), slot 2 due at 50 … 230 (10)
+  clock.runIfDue();
+  assert.deepEqual(seen.a, [
+    [20, 0],
+    [200, 8],
+    [220, 0],
+    [240, 0],
+  ]);
+  assert.deepEqual(seen.b, [
+    [10, 0],
+    [30, 0],
+    [190, 7],
+    [210, 0],
+    [230, 0],
+  ]);
+  assert.equal(clock.stats.skipped, 15);
+});

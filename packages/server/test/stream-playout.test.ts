@@ -303,3 +303,52 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
   h.call.hangup();
   await app.close();
 });
+
+test('send phase: an app whose audio lands 13 ms into each tick moves the call to the slot due at 15 — one 15 ms interval, each frame then waits 2 ms instead of 7, bit-exact and gapless', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  h.clock.slotted = true;
+  h.clock.graceMs = 4;
+  const sentAt: number[] = [];
+  const send = h.leg.sendFrame.bind(h.leg);
+  h.leg.sendFrame = (frame, info) => {
+    sentAt.push(h.clock.now());
+    send(frame, info);
+  };
+  try {
+    const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+    await connected(app);
+    assert.equal(h.call.sendSlot.slot, 0);
+    const t0 = h.clock.now();
+    const frames = 60;
+    const audio = toneMulaw(frames * 20, g711Encode);
+    const arrivedAt: number[] = [];
+    h.clock.advance(13);
+    for (let k = 0; k < frames; k++) {
+      app.send(appMessages.playAudio('audio/x-mulaw', 8000, audio.subarray(k * 160, k * 160 + 160)));
+      await until(() => stream.stats.received.playAudio === k + 1, `frame ${k} received`);
+      arrivedAt.push(h.clock.now() - t0);
+      h.clock.advance(20);
+    }
+    h.clock.advance(20);
+    const played = h.leg.sent.filter((s) => s.info.hasPlayback);
+    assert.equal(played.length, frames, 'every frame played, none dropped or repeated');
+    assert.deepEqual(Buffer.concat(played.map((s) => s.frame)), Buffer.from(audio), 'bit-exact');
+    const firstPlayed = h.leg.sent.findIndex((s) => s.info.hasPlayback);
+    const playedAt = sentAt.slice(firstPlayed, firstPlayed + frames).map((t) => t - t0);
+    const waits = playedAt.map((t, k) => t - arrivedAt[k]!);
+    assert.deepEqual(waits.slice(0, 16), new Array(16).fill(7), 'slot 0 (due at 20): 7 ms per frame');
+    assert.deepEqual(waits.slice(17), new Array(frames - 17).fill(2), 'slot 3 (due at 15): 2 ms per frame');
+    const intervals = playedAt.slice(1).map((t, k) => t - playedAt[k]!);
+    assert.deepEqual(
+      intervals.filter((i) => i !== 20),
+      [15],
+      'one interval of 15 ms at the move, the rest 20',
+    );
+    assert.deepEqual(h.call.sendSlot, { slot: 3, moves: 1 });
+    assert.equal(h.call.debugLog.count('send_phase'), 1);
+  } finally {
+    h.call.hangup();
+    await app.close();
+  }
+});

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { newUuid, type StreamParams } from '@callstream/protocol';
-import type { Clock, MediaClock } from '../clock/clock.js';
+import { TICK_SLOTS, type Clock, type MediaClock } from '../clock/clock.js';
 import type { Config } from '../config/config.js';
 import { attachStatusCallbacks } from '../callbacks/stream-callbacks.js';
 import type { HttpCallbackSender } from '../callbacks/http-callbacks.js';
@@ -13,6 +13,7 @@ import type { CatchUpBudget, PullResult } from '../media/playout.js';
 import { Stream } from '../stream/stream.js';
 import { DebugLog } from '../stream/debug-log.js';
 import type { CallLeg } from './call-leg.js';
+import { SendPhase } from './send-phase.js';
 import type { EngineLatency } from '../metrics/latency.js';
 
 /** Dependencies of a call. */
@@ -84,10 +85,18 @@ export class Call {
     this.sendTick(tickMs);
     return true;
   };
-  /** A stream handled an app message: send the held frame once no stream waits any longer. */
-  private readonly onPlayback = (): void => {
+  /**
+   * A stream handled an app message: note a live arrival's phase (send-phase alignment), send the
+   * held frame once no stream waits any longer.
+   */
+  private readonly onPlayback = (live: boolean): void => {
+    if (live && this.sendPhase) this.sendPhase.arrival(this.deps.mediaClock.phaseMs!());
     if (this.heldTickMs !== null && !this.waitingForPlayback()) this.sendHeld();
   };
+  /** This call's tick handler (its identity is its subscription on the media clock). */
+  private readonly tickHandler = (ms: number, skipped: number): void => this.onTick(ms, skipped);
+  /** Send-phase alignment (null: off, or a media clock without slots). */
+  private readonly sendPhase: SendPhase | null;
 
   constructor(
     private readonly deps: CallDeps,
@@ -114,7 +123,16 @@ export class Call {
       },
       onHangup: (cause) => this.hangup(cause, { fromLeg: true }),
     });
-    this.unsubscribeTick = deps.mediaClock.onTick((ms, skipped) => this.onTick(ms, skipped));
+    const clock = deps.mediaClock;
+    this.sendPhase =
+      deps.config.stream.playoutAlignSendPhase && clock.shiftSlot && clock.phaseMs ? new SendPhase() : null;
+    // Calls start spread over the send slots (smaller bursts of work per tick); alignment moves them.
+    this.unsubscribeTick = clock.onTick(this.tickHandler, 'spread');
+  }
+
+  /** The send slot this call's frames go out in (clock.ts TICK_SLOTS), and its moves so far. */
+  get sendSlot(): { slot: number | undefined; moves: number } {
+    return { slot: this.deps.mediaClock.slotOf?.(this.tickHandler), moves: this.sendPhase?.moves ?? 0 };
   }
 
   /** True once the call has ended. */
@@ -190,6 +208,17 @@ export class Call {
   private onTick(tickMs: number, skipped = 0): void {
     if (this.ended) return;
     this.sendHeld(); // (only if the clock ran the next tick before the previous one's deadline)
+    if (this.sendPhase) {
+      const slot = this.deps.mediaClock.slotOf!(this.tickHandler);
+      const step = slot === undefined ? 0 : this.sendPhase.onTick(slot);
+      if (step !== 0 && this.deps.mediaClock.shiftSlot!(this.tickHandler, step)) {
+        this.debugLog.add(
+          'info',
+          'send_phase',
+          `RTP send slot ${slot} → ${(slot! + step + TICK_SLOTS) % TICK_SLOTS} (app audio arrives ${this.sendPhase.estimate()!.phaseMs.toFixed(1)} ms into the tick)`,
+        );
+      }
+    }
     if (skipped > 0) for (const s of this.streams.values()) s.playoutSkipped(skipped);
     if (this.waitingForPlayback() && this.deps.mediaClock.deferTick?.(this.sendHeld)) {
       this.heldTickMs = tickMs;

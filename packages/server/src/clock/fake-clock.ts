@@ -1,9 +1,11 @@
 import {
   PTIME_MS,
-  tickOrder,
+  SLOT_MS,
+  TickSlots,
   type Clock,
   type MediaClock,
   type TickHandler,
+  type TickSlot,
   type TimerHandle,
 } from './clock.js';
 
@@ -16,15 +18,23 @@ interface FakeTimer {
 /**
  * A fake {@link Clock} and {@link MediaClock} for tests: time moves only when the test calls
  * {@link advance} (synchronous) or {@link advanceAsync} (yields to real I/O between 20 ms steps).
- * Ticks fall on multiples of 20 ms from the start time; timers and ticks fire in time order.
+ * Ticks fall on multiples of 20 ms from the start time (plus 5 ms per send slot, when
+ * {@link slotted}); timers and ticks fire in time order.
  */
 export class FakeClock implements Clock, MediaClock {
   private current: number;
   private readonly timers = new Map<number, FakeTimer>();
-  private readonly handlers = new Set<TickHandler>();
+  private readonly slots = new TickSlots();
+  private readonly start: number;
   private nextId = 1;
-  private nextTick: number;
+  /** Last sub-tick (5 ms step from the start) run or passed. */
+  private m = 0;
   private inTick = false;
+  /**
+   * Send slots in use (see `TICK_SLOTS`): false (the default) puts every handler in slot 0 and
+   * refuses {@link shiftSlot}, so tests that do not opt in see every tick on the 20 ms grid.
+   */
+  slotted = false;
   /**
    * Grace window (ms) {@link deferTick} offers; 0 (the default) declines every deferral, so tests
    * that do not opt in see every frame sent exactly on its tick.
@@ -36,7 +46,7 @@ export class FakeClock implements Clock, MediaClock {
   /** @param startMs initial epoch ms (a multiple of 20 keeps tick times round) */
   constructor(startMs = 1_736_937_000_000) {
     this.current = startMs;
-    this.nextTick = startMs + PTIME_MS;
+    this.start = startMs;
   }
 
   now(): number {
@@ -53,9 +63,22 @@ export class FakeClock implements Clock, MediaClock {
     if (handle !== undefined) this.timers.delete(handle as unknown as number);
   }
 
-  onTick(handler: TickHandler): () => void {
-    this.handlers.add(handler);
-    return () => this.handlers.delete(handler);
+  onTick(handler: TickHandler, slot: TickSlot = 0): () => void {
+    this.slots.add(handler, this.slotted ? slot : 0);
+    return () => this.slots.remove(handler);
+  }
+
+  shiftSlot(handler: TickHandler, step: 1 | -1): boolean {
+    return this.slotted && this.slots.shift(handler, step);
+  }
+
+  slotOf(handler: TickHandler): number | undefined {
+    return this.slots.slotOf(handler);
+  }
+
+  phaseMs(): number {
+    const x = (this.current - this.start) % PTIME_MS;
+    return x < 0 ? x + PTIME_MS : x;
   }
 
   deferTick(fn: () => boolean | void): boolean {
@@ -84,26 +107,30 @@ export class FakeClock implements Clock, MediaClock {
       for (const t of this.timers.values())
         if (!next || t.at < next.at || (t.at === next.at && t.id < next.id)) next = t;
       const timerAt = next ? next.at : Infinity;
-      if (timerAt > end && this.nextTick > end) break;
-      if (next && timerAt <= this.nextTick) {
+      const sub = this.slots.nextAfter(this.m);
+      const tickAt = sub < 0 ? Infinity : this.start + sub * SLOT_MS;
+      if (timerAt > end && tickAt > end) break;
+      if (next && timerAt <= tickAt) {
         this.current = timerAt;
         this.timers.delete(next.id);
         next.fn();
       } else {
-        this.current = this.nextTick;
-        this.nextTick += PTIME_MS;
+        this.current = tickAt;
+        this.m = sub;
         this.inTick = true;
-        for (const h of tickOrder(this.handlers, Math.round(this.current / PTIME_MS))) {
+        this.slots.runDue(sub, (h) => {
           try {
             h(this.current, 0);
           } catch (e) {
             this.errors.push(e);
           }
-        }
+        });
         this.inTick = false;
       }
     }
     this.current = end;
+    // Sub-ticks passed with no handlers are gone: a handler added now starts at the next one.
+    this.m = Math.max(this.m, Math.floor((end - this.start) / SLOT_MS));
   }
 
   /**

@@ -1,10 +1,18 @@
 import { performance } from 'node:perf_hooks';
-import { PTIME_MS, tickOrder, type MediaClock, type TickHandler } from './clock.js';
+import {
+  SLOT_MS,
+  TICK_SLOTS,
+  TickSlots,
+  PTIME_MS,
+  type MediaClock,
+  type TickHandler,
+  type TickSlot,
+} from './clock.js';
 
 /** Statistics of a {@link RealMediaClock}. */
 export interface MediaClockStats {
   ticks: number;
-  /** Ticks given up after a stall longer than the catch-up budget. */
+  /** Slot ticks given up after a stall longer than the catch-up budget (one per used slot per tick). */
   skipped: number;
   /** Largest lateness of a tick seen, ms. */
   maxLateMs: number;
@@ -17,9 +25,10 @@ export interface MediaClockStats {
 }
 
 /**
- * The real media clock. Tick n is due at `t0 + n·20 ms` on the monotonic clock
- * (`performance.now`), so timer lateness never accumulates into drift. After a stall it catches up
- * at most `maxCatchUp` ticks at once (a short burst), then skips the rest rather than bursting a
+ * The real media clock. Tick n of slot s is due at `t0 + n·20 + s·5 ms` on the monotonic clock
+ * (`performance.now`), so timer lateness never accumulates into drift; one timer, armed for the
+ * next slot that has handlers ({@link TICK_SLOTS}). After a stall it catches up at most
+ * `maxCatchUp` ticks per slot at once (a short burst), then skips the rest rather than bursting a
  * backlog of packets at the caller. Runs only while it has subscribers; handler exceptions are
  * reported to `onError` and never stop the clock.
  *
@@ -36,11 +45,14 @@ export interface MediaClockStats {
  * comes first).
  */
 export class RealMediaClock implements MediaClock {
-  private readonly handlers = new Set<TickHandler>();
+  private readonly slots = new TickSlots();
   private timer: NodeJS.Timeout | number | undefined;
   private t0 = 0;
   private epoch0 = 0;
-  private n = 0;
+  /** Last sub-tick (5 ms step from t0) run or given up. */
+  private m = 0;
+  /** Due time (monotonic ms) of the sub-tick the timer is armed for. */
+  private nextDueAt = Infinity;
   private firing = false;
   /** Due time (monotonic ms) of the tick being emitted. */
   private dueNow = 0;
@@ -99,31 +111,66 @@ export class RealMediaClock implements MediaClock {
     this.cancel = options.clearTimer ?? ((t) => clearTimeout(t as NodeJS.Timeout));
   }
 
-  onTick(handler: TickHandler): () => void {
-    this.handlers.add(handler);
-    if (this.handlers.size === 1 && this.timer === undefined) this.start();
-    return () => {
-      this.handlers.delete(handler);
-      if (this.handlers.size === 0) this.stop();
-    };
+  onTick(handler: TickHandler, slot: TickSlot = 0): () => void {
+    this.slots.add(handler, slot);
+    if (this.firing) return () => this.unsubscribe(handler); // fire() arms the timer after the tick
+    if (this.timer === undefined) this.start();
+    else this.rearm();
+    return () => this.unsubscribe(handler);
+  }
+
+  private unsubscribe(handler: TickHandler): void {
+    this.slots.remove(handler);
+    if (this.slots.size === 0) this.stop();
+  }
+
+  shiftSlot(handler: TickHandler, step: 1 | -1): boolean {
+    if (!this.slots.shift(handler, step)) return false;
+    if (this.timer !== undefined && !this.firing) this.rearm();
+    return true;
+  }
+
+  slotOf(handler: TickHandler): number | undefined {
+    return this.slots.slotOf(handler);
+  }
+
+  phaseMs(): number {
+    const x = (this.monotonic() - this.t0) % PTIME_MS;
+    return x < 0 ? x + PTIME_MS : x;
   }
 
   private start(): void {
     this.t0 = this.monotonic();
     this.epoch0 = this.wall();
-    this.n = 0;
+    this.m = 0;
     this.schedule();
   }
 
   private stop(): void {
     if (this.timer !== undefined) this.cancel(this.timer);
     this.timer = undefined;
+    this.nextDueAt = Infinity;
     this.flushDeferred();
   }
 
+  /** Arms the timer for the next sub-tick whose slot has handlers. */
   private schedule(): void {
-    const due = this.t0 + (this.n + 1) * PTIME_MS;
-    this.timer = this.schedule0(() => this.fire(), Math.max(0, due - this.monotonic()));
+    const next = this.slots.nextAfter(this.m);
+    if (next < 0) {
+      this.timer = undefined;
+      this.nextDueAt = Infinity;
+      return;
+    }
+    this.nextDueAt = this.t0 + next * SLOT_MS;
+    this.timer = this.schedule0(() => this.fire(), Math.max(0, this.nextDueAt - this.monotonic()));
+  }
+
+  /** A handler joined or moved: the next slot with handlers may now come sooner. */
+  private rearm(): void {
+    const next = this.slots.nextAfter(this.m);
+    if (next < 0 || this.t0 + next * SLOT_MS === this.nextDueAt) return;
+    if (this.timer !== undefined) this.cancel(this.timer);
+    this.schedule();
   }
 
   /**
@@ -134,7 +181,7 @@ export class RealMediaClock implements MediaClock {
     if (this.timer === undefined || this.firing) return;
     const now = this.monotonic();
     if (this.deferred.length > 0 && now >= this.deferDeadline) this.flushDeferred();
-    if (now < this.t0 + (this.n + 1) * PTIME_MS + this.preemptAfterMs) return;
+    if (now < this.nextDueAt + this.preemptAfterMs) return;
     this.cancel(this.timer);
     this.stats.preempted++;
     this.fire();
@@ -189,41 +236,54 @@ export class RealMediaClock implements MediaClock {
     } finally {
       this.firing = false;
     }
-    if (this.handlers.size > 0) this.schedule();
+    if (this.slots.size > 0) this.schedule();
+    else this.timer = undefined;
   }
 
   private fireDue(): void {
     const now = this.monotonic();
-    const maxCatchUp = this.options.maxCatchUp ?? 3;
-    const n0 = this.n;
-    const due = Math.max(0, Math.floor((now + 0.5 - this.t0) / PTIME_MS) - n0);
-    const burst = Math.min(due, maxCatchUp);
-    // Ticks beyond the burst are given up; the first tick of the burst tells the handlers so.
-    const behind = Math.max(0, Math.floor((now - this.t0) / PTIME_MS) - n0 - burst);
-    for (let k = 0; k < burst; k++) {
-      this.n++;
-      const dueAt = this.t0 + this.n * PTIME_MS;
+    const maxSubTicks = (this.options.maxCatchUp ?? 3) * TICK_SLOTS;
+    const last = Math.floor((now + 0.5 - this.t0) / SLOT_MS); // the latest sub-tick due
+    const due = last - this.m;
+    if (due <= 0) return;
+    // Sub-ticks beyond the burst are given up; each slot's first tick of the burst tells its
+    // handlers how many of theirs went.
+    let behind: number[] | null = null;
+    if (due > maxSubTicks) {
+      behind = new Array<number>(TICK_SLOTS).fill(0);
+      const giveUp = due - maxSubTicks;
+      for (let s = 0; s < TICK_SLOTS; s++) {
+        if (!this.slots.has(s)) continue;
+        const first = ((s - this.m - 1 + TICK_SLOTS * 2) % TICK_SLOTS) + 1; // first k with (m + k) in slot s
+        behind[s] = first > giveUp ? 0 : Math.floor((giveUp - first) / TICK_SLOTS) + 1;
+        this.stats.skipped += behind[s]!;
+      }
+      this.m += giveUp;
+    }
+    while (this.m < last) {
+      this.m++;
+      const s = this.m % TICK_SLOTS;
+      if (!this.slots.has(s)) continue;
+      const dueAt = this.t0 + this.m * SLOT_MS;
       this.dueNow = dueAt;
       this.stats.maxLateMs = Math.max(this.stats.maxLateMs, now - dueAt);
       this.options.onLateness?.(now - dueAt);
-      this.emit(this.epoch0 + this.n * PTIME_MS, k === 0 ? behind : 0);
-    }
-    if (behind > 0) {
-      this.stats.skipped += behind;
-      this.n += behind;
+      const skipped = behind ? behind[s]! : 0;
+      if (behind) behind[s] = 0;
+      this.emit(this.m, this.epoch0 + this.m * SLOT_MS, skipped);
     }
   }
 
-  private emit(tickMs: number, skipped: number): void {
+  private emit(m: number, tickMs: number, skipped: number): void {
     this.stats.ticks++;
     const started = this.options.onDuration ? this.monotonic() : 0;
-    for (const h of tickOrder(this.handlers, this.stats.ticks)) {
+    this.slots.runDue(m, (h) => {
       try {
         h(tickMs, skipped);
       } catch (e) {
         this.options.onError?.(e);
       }
-    }
+    });
     if (this.options.onDuration) this.options.onDuration(this.monotonic() - started);
   }
 }

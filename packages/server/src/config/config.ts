@@ -44,6 +44,12 @@ export const configSchema = z
          * (~25 µs each here); streams beyond it keep their lateness for a later tick.
          */
         playoutCatchUpFramesPerTick: z.number().int().min(1).max(100000).default(40),
+        /**
+         * Send-phase alignment (call/send-phase.ts): a call whose app answers in real time moves
+         * its RTP sends, 5 ms at a time, to just after the app's audio arrives; false keeps every
+         * call on its first send slot.
+         */
+        playoutAlignSendPhase: z.boolean().default(true),
         maxMessageBytes: z
           .number()
           .int()

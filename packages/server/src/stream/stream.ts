@@ -85,9 +85,11 @@ export interface StreamDeps {
   preempt?: () => void;
   /**
    * Called after each app message is handled: the call sends a frame it held for this stream's
-   * playback ({@link Stream.playoutWaiting}) as soon as the audio is there.
+   * playback ({@link Stream.playoutWaiting}) as soon as the audio is there. `live`: the message
+   * was a `playAudio` that plays at the next send (the queue held less than a frame) — its arrival
+   * time tells the call's send phase (call/send-phase.ts).
    */
-  onPlayback?: () => void;
+  onPlayback?: (live: boolean) => void;
   /** The process-wide catch-up budget per media-clock tick (none: unbounded). */
   catchUpBudget?: CatchUpBudget;
 }
@@ -208,6 +210,10 @@ export class Stream {
   private lastReceivedAt = 0;
   /** High-resolution time the message being handled arrived (playAudio→RTP latency). */
   private messageHr = 0;
+  /** The message being handled was a live `playAudio` (see {@link StreamDeps.onPlayback}). */
+  private liveArrival = false;
+  /** Samples per 20 ms frame at the call's rate. */
+  private readonly frameSamples: number;
   private armed = { 30: true, 60: true, 90: true };
   private timers = new Set<TimerHandle>();
   private timeoutTimer: TimerHandle | undefined;
@@ -258,6 +264,7 @@ export class Stream {
           `VAD threshold ${st.vadThreshold.toFixed(2)}); adds ${this.noise.latencyMs} ms`,
       );
     }
+    this.frameSamples = samplesPerFrame(call.codec.sampleRate);
     if (params.bidirectional && !rejected) {
       this.playback = new PlaybackDecoder(call.codec.sampleRate, params.contentType);
       const latency = deps.latency;
@@ -407,8 +414,9 @@ export class Stream {
     ws.on('message', (data, isBinary) => {
       this.deps.preempt?.();
       try {
+        this.liveArrival = false;
         this.onMessage(data as Buffer, isBinary);
-        this.deps.onPlayback?.();
+        this.deps.onPlayback?.(this.liveArrival);
       } catch (e) {
         // Last line of defence: whatever the app sent, it must not take the process down.
         this.countReceived('invalid');
@@ -713,6 +721,7 @@ export class Stream {
           return;
         }
         for (const w of decoded.warnings) this.debugLog.add('warning', 'invalid_message', `playAudio: ${w}`);
+        this.liveArrival = queue.queuedSamples < this.frameSamples && decoded.samples.length > 0;
         this.enqueuePlayback(queue, decoded.samples, this.messageHr);
         return;
       }

@@ -1,0 +1,120 @@
+import { PTIME_MS, SLOT_MS, TICK_SLOTS } from '../clock/clock.js';
+
+/** Tuning of {@link SendPhase}; the defaults are what the server uses. */
+export interface SendPhaseOptions {
+  /**
+   * Weight of each new arrival in the running phase estimate once it has that many (default 1/32:
+   * the last ~60 arrivals count; before, a plain mean).
+   */
+  alpha?: number;
+  /** Live arrivals seen before the first move (default 16). */
+  minArrivals?: number;
+  /**
+   * How tightly the arrivals must cluster (length of the mean phase vector, 0…1; default 0.6): an
+   * app whose audio lands at any phase gains nothing from a move.
+   */
+  minConcentration?: number;
+  /** Ticks between two moves at least (default 25 = 0.5 s). */
+  minTicksBetweenMoves?: number;
+  /** Moves available at once (default 3: any slot is at most 2 steps away) … */
+  burstMoves?: number;
+  /** … and one more every this many ticks (default 500 = 10 s: follows a caller clock ~100 ppm off). */
+  refillTicks?: number;
+}
+
+/**
+ * Chooses a call's send slot (clock.ts `TICK_SLOTS`) from the phase at which its app's live audio
+ * arrives, so the frame goes out just after the audio comes in, not up to 20 ms later.
+ *
+ * "Live" arrivals are the `playAudio` messages whose audio plays at the call's next send (the queue
+ * held less than a frame): an app answering each caller frame at once, a bot streaming at real-time
+ * pace. Audio sent ahead waits in the queue anyway and says nothing about phase.
+ *
+ * The phase estimate is a running circular mean (unit vectors on the 20 ms circle, so 19.5 and
+ * 0.5 ms average to 0, not 10); its length says how tightly the arrivals cluster — random phases
+ * average to a short vector (length² ≈ 1/n), so a scattered app never moves the call. The slot is right when its due time is at most 2.5 ms before the
+ * arrivals (they then land in the tick's 4 ms grace window and go out on arrival) or at most 4.5 ms
+ * after them; otherwise the call moves one slot (5 ms) toward the slot 2 ms before … 3 ms after the
+ * arrivals. One step at a time keeps every packet interval within 20 ± 5 ms; the moves are rate
+ * limited (a token bucket), so an app whose audio follows our own sends cannot drag the call
+ * round the circle more than once per `refillTicks`.
+ *
+ * Pure: fed phases and ticks, returns decisions. Source: design.md "Real-time rules" (one media clock).
+ */
+export class SendPhase {
+  private x = 0;
+  private y = 0;
+  private arrivals = 0;
+  private ticksSinceMove = Infinity;
+  private tokens: number;
+  private sinceRefill = 0;
+  /** Moves made (statistics). */
+  moves = 0;
+  private readonly o: Required<SendPhaseOptions>;
+
+  constructor(options: SendPhaseOptions = {}) {
+    this.o = {
+      alpha: options.alpha ?? 1 / 32,
+      minArrivals: options.minArrivals ?? 16,
+      minConcentration: options.minConcentration ?? 0.6,
+      minTicksBetweenMoves: options.minTicksBetweenMoves ?? 25,
+      burstMoves: options.burstMoves ?? 3,
+      refillTicks: options.refillTicks ?? 500,
+    };
+    this.tokens = this.o.burstMoves;
+  }
+
+  /** A live `playAudio` arrived at `phaseMs` ∈ [0, 20) of the media clock's period. */
+  arrival(phaseMs: number): void {
+    const a = (2 * Math.PI * phaseMs) / PTIME_MS;
+    const k = Math.max(1 / (this.arrivals + 1), this.o.alpha);
+    this.x += k * (Math.cos(a) - this.x);
+    this.y += k * (Math.sin(a) - this.y);
+    this.arrivals++;
+  }
+
+  /** Mean arrival phase, ms in [0, 20), and how tightly arrivals cluster (0…1); null before any. */
+  estimate(): { phaseMs: number; concentration: number } | null {
+    if (this.arrivals === 0) return null;
+    let p = (Math.atan2(this.y, this.x) * PTIME_MS) / (2 * Math.PI);
+    if (p < 0) p += PTIME_MS;
+    return { phaseMs: p, concentration: Math.hypot(this.x, this.y) };
+  }
+
+  /**
+   * Called once per tick of the call, with the slot it runs in.
+   * @returns the step to take now: +1 (one slot later), −1 (earlier) or 0 (stay)
+   */
+  onTick(slot: number): 1 | -1 | 0 {
+    this.ticksSinceMove++;
+    if (++this.sinceRefill >= this.o.refillTicks) {
+      this.sinceRefill = 0;
+      this.tokens = Math.min(this.o.burstMoves, this.tokens + 1);
+    }
+    if (this.arrivals < this.o.minArrivals || this.tokens < 1) return 0;
+    if (this.ticksSinceMove < this.o.minTicksBetweenMoves) return 0;
+    const e = this.estimate()!;
+    if (e.concentration < this.o.minConcentration) return 0;
+    const d = wrap(slot * SLOT_MS - e.phaseMs); // our due time relative to the arrivals
+    if (d >= -2.5 && d < 4.5) return 0;
+    const target = mod(Math.ceil((e.phaseMs - 2) / SLOT_MS), TICK_SLOTS);
+    const diff = mod(target - slot, TICK_SLOTS);
+    if (diff === 0) return 0;
+    this.tokens--;
+    this.ticksSinceMove = 0;
+    this.moves++;
+    return diff === 1 ? 1 : -1;
+  }
+}
+
+/** `x` mapped into (−10, 10] ms on the 20 ms circle. */
+function wrap(x: number): number {
+  let v = x % PTIME_MS;
+  if (v <= -PTIME_MS / 2) v += PTIME_MS;
+  if (v > PTIME_MS / 2) v -= PTIME_MS;
+  return v;
+}
+
+function mod(a: number, n: number): number {
+  return ((a % n) + n) % n;
+}

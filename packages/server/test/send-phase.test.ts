@@ -1,0 +1,85 @@
+/**
+ * Send-phase alignment (call/send-phase.ts): pure decisions from arrival phases.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SendPhase } from '../src/call/send-phase.js';
+
+/** Runs `ticks` ticks of a call in `slot`, one live arrival per tick at `phase(k)`; returns the final slot and the steps taken. */
+function run(sp: SendPhase, slot: number, ticks: number, phase: (k: number) => number) {
+  const steps: Array<[number, number]> = [];
+  for (let k = 0; k < ticks; k++) {
+    sp.arrival(phase(k));
+    const step = sp.onTick(slot);
+    if (step !== 0) {
+      steps.push([k, step]);
+      slot = (slot + step + 4) % 4;
+    }
+  }
+  return { slot, steps };
+}
+
+test('send phase: arrivals 13 ms into the tick move slot 0 to slot 3 (due at 15: 2 ms after them) in one step, then stay', () => {
+  const sp = new SendPhase();
+  const r = run(sp, 0, 200, () => 13);
+  assert.deepEqual(r.steps, [[15, -1]], 'one step back (0 → 3), after the 16th arrival');
+  assert.equal(r.slot, 3);
+  assert.equal(sp.moves, 1);
+  assert.equal(sp.estimate()!.phaseMs.toFixed(3), '13.000');
+});
+
+test('send phase: arrivals jittering ±3 ms round 13 ms still bring slot 1 to slot 3 (two steps), and no flapping after', () => {
+  let seed = 11;
+  const jitter = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 6 - 3;
+  const r = run(new SendPhase(), 1, 30_000, () => 13 + jitter());
+  assert.equal(r.slot, 3);
+  assert.equal(r.steps.length, 2, `1 → 0 → 3: ${JSON.stringify(r.steps)}`);
+});
+
+test('send phase: two slots away it takes two steps, 25 ticks apart; a slot already right is kept', () => {
+  const far = run(new SendPhase(), 0, 200, () => 9.5); // target: ceil(7.5 / 5) = 2
+  assert.deepEqual(far.steps, [
+    [15, -1],
+    [40, -1],
+  ]);
+  assert.equal(far.slot, 2);
+  // Slot 2 is due at 10: arrivals at 6 … 12 ms are already served within 4.5 ms (or in the grace window).
+  for (const p of [6, 8, 10, 12])
+    assert.deepEqual(run(new SendPhase(), 2, 200, () => p).steps, [], `phase ${p}`);
+});
+
+test('send phase: arrivals either side of the period boundary average to it (circular mean), not to the middle', () => {
+  const sp = new SendPhase();
+  const r = run(sp, 2, 200, (k) => (k % 2 ? 19 : 1)); // around 0 ms
+  assert.equal(r.slot, 0);
+  const e = sp.estimate()!;
+  assert.ok(e.phaseMs < 0.3 || e.phaseMs > 19.7, `mean phase ${e.phaseMs}`);
+  assert.ok(e.concentration > 0.9);
+});
+
+test('send phase: arrivals scattered over the whole period (no phase to follow) never move the call', () => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 20;
+  const sp = new SendPhase();
+  const r = run(sp, 0, 30_000, random); // 10 minutes
+  assert.deepEqual(r.steps, []);
+  assert.ok(sp.estimate()!.concentration < 0.6);
+});
+
+test('send phase: an app whose audio follows our own sends cannot drag the call round — 3 moves at once, then one per 10 s', () => {
+  // The app answers 4.8 ms after each of our sends: after every move the arrivals move too.
+  let slot = 0;
+  const sp = new SendPhase();
+  let moves = 0;
+  for (let k = 0; k < 3000; k++) {
+    sp.arrival((slot * 5 + 4.8) % 20);
+    const step = sp.onTick(slot);
+    if (step) {
+      moves++;
+      slot = (slot + step + 4) % 4;
+    }
+  }
+  // 60 s of ticks: the burst of 3 plus one token per 500 ticks (6) at most.
+  assert.ok(moves >= 3 && moves <= 9, `${moves} moves in 60 s`);
+  assert.equal(sp.moves, moves);
+});
