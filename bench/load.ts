@@ -141,6 +141,8 @@ writeFileSync(
     },
     applications: [{ name: 'bench', answerUrl: `${receiverUrl}/answer`, hangupUrl: `${receiverUrl}/hangup` }],
     defaultApplication: 'bench',
+    // BENCH_CONFIG='{"stream":{"playoutAlignSendPhase":false}}': more server configuration (A/B runs).
+    ...(JSON.parse(process.env.BENCH_CONFIG ?? '{}') as object),
   }),
 );
 const server = await start(
