@@ -40,8 +40,9 @@ export const configSchema = z
          */
         playoutCatchUpMs: z.number().int().min(0).max(1000).default(200),
         /**
-         * Catch-up CPU budget: accelerated frames per 20 ms tick across all streams of the process
-         * (~25 µs each here); streams beyond it keep their lateness for a later tick.
+         * Catch-up CPU budget: accelerated frames per tick of a send slot (clock.ts TICK_SLOTS)
+         * across all streams of the process (~25 µs each here); streams beyond it keep their
+         * lateness for a later tick.
          */
         playoutCatchUpFramesPerTick: z.number().int().min(1).max(100000).default(40),
         /**

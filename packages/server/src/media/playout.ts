@@ -45,7 +45,9 @@ export const BACKLOG_WINDOW = 25;
  * is late at once, and unbounded catch-up then lengthens the very ticks that are already late — a
  * feedback loop measured at 200 echo calls (issue 6: tick p50 4.1 ms, playAudio→RTP p99 1.2 s).
  * A stream refused this tick keeps its lateness and plays its frame as is; the media clock rotates
- * which call ticks first, so refusals are shared. Pure: keyed by the tick's time, no timers.
+ * which call ticks first, so refusals are shared. Pure: keyed by the tick's time, no timers — so
+ * each send slot's tick (clock.ts TICK_SLOTS, due 5 ms apart) has its own budget: a slot's burst of
+ * work stays bounded, and no slot starves the ones after it.
  */
 export class CatchUpBudget {
   private tickMs = NaN;
