@@ -311,6 +311,8 @@ const report = {
       /** Frames held into a tick's grace window for late playAudio, and those that waited in vain. */
       framesHeld: delta('callstream_media_frames_held_total'),
       framesHeldExpired: delta('callstream_media_frames_held_expired_total'),
+      /** Calls moved to a neighbouring send slot (send-phase alignment). */
+      sendSlotMoves: delta('callstream_media_send_slot_moves_total'),
       /** How long one tick's work for every call took. */
       tickDurationP50: q('callstream_media_tick_duration_seconds', '0.5'),
       tickDurationP99: q('callstream_media_tick_duration_seconds', '0.99'),

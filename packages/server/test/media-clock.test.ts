@@ -270,6 +270,7 @@ test('send slots: a shift moves a handler one slot — one 25 ms (or 15 ms) inte
   assert.equal(clock.shiftSlot(h, -1), false);
   t.advanceTo(1160);
   assert.deepEqual(runs, [5, 25, 50, 70, 90, 105, 125, 145]);
+  assert.equal(clock.stats.slotMoves, 2, 'refused shifts are not counted');
   const intervals = runs.slice(1).map((r, i) => r - runs[i]!);
   assert.deepEqual(intervals, [20, 25, 20, 20, 15, 20, 20]);
   // Shifting a handler in the slot before 0 wraps round: slot 0 → 3 is one tick of 15 ms.

@@ -171,7 +171,8 @@ export class Metrics {
         ? `# HELP callstream_media_ticks_skipped_total ticks given up after a stall longer than the catch-up budget\n# TYPE callstream_media_ticks_skipped_total counter\ncallstream_media_ticks_skipped_total ${this.runtime.mediaClockStats.skipped}\n` +
           `# HELP callstream_media_ticks_preempted_total ticks run from inside an I/O batch once 4 ms late (instead of after the batch)\n# TYPE callstream_media_ticks_preempted_total counter\ncallstream_media_ticks_preempted_total ${this.runtime.mediaClockStats.preempted}\n` +
           `# HELP callstream_media_frames_held_total frames a call held into its tick's 4 ms grace window for a stream's late playAudio\n# TYPE callstream_media_frames_held_total counter\ncallstream_media_frames_held_total ${this.runtime.mediaClockStats.deferred}\n` +
-          `# HELP callstream_media_frames_held_expired_total held frames sent at the grace deadline without the awaited audio\n# TYPE callstream_media_frames_held_expired_total counter\ncallstream_media_frames_held_expired_total ${this.runtime.mediaClockStats.deferredExpired}\n`
+          `# HELP callstream_media_frames_held_expired_total held frames sent at the grace deadline without the awaited audio\n# TYPE callstream_media_frames_held_expired_total counter\ncallstream_media_frames_held_expired_total ${this.runtime.mediaClockStats.deferredExpired}\n` +
+          `# HELP callstream_media_send_slot_moves_total calls moved to a neighbouring 5 ms send slot to follow their app's real-time audio (stream.playoutAlignSendPhase)\n# TYPE callstream_media_send_slot_moves_total counter\ncallstream_media_send_slot_moves_total ${this.runtime.mediaClockStats.slotMoves}\n`
         : '') +
       this.extra.map((f) => f()).join('')
     );

@@ -22,6 +22,8 @@ export interface MediaClockStats {
   deferred: number;
   /** Of those, the ones still waiting at the deadline (their frame went out without the audio). */
   deferredExpired: number;
+  /** Handlers moved to a neighbouring send slot ({@link RealMediaClock.shiftSlot}). */
+  slotMoves: number;
 }
 
 /**
@@ -68,6 +70,7 @@ export class RealMediaClock implements MediaClock {
     preempted: 0,
     deferred: 0,
     deferredExpired: 0,
+    slotMoves: 0,
   };
 
   private readonly monotonic: () => number;
@@ -126,6 +129,7 @@ export class RealMediaClock implements MediaClock {
 
   shiftSlot(handler: TickHandler, step: 1 | -1): boolean {
     if (!this.slots.shift(handler, step)) return false;
+    this.stats.slotMoves++;
     if (this.timer !== undefined && !this.firing) this.rearm();
     return true;
   }
