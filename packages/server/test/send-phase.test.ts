@@ -88,3 +88,20 @@ test('send phase: an app whose audio follows our own sends cannot drag the call 
   assert.ok(moves >= 3 && moves <= 9, `${moves} moves in 60 s`);
   assert.equal(sp.moves, moves);
 });
+
+test('send phase: stragglers past the grace window raise the lead (the call moves one slot later); 30 s without one and it comes back', () => {
+  const sp = new SendPhase();
+  let r = run(sp, 3, 100, () => 13);
+  assert.deepEqual(r.steps, [], 'slot 3 (due at 15) is right for arrivals at 13');
+  assert.equal(sp.leadMs(), 0.5);
+  sp.late();
+  sp.late();
+  assert.equal(sp.leadMs(), 4.5);
+  r = run(sp, 3, 100, () => 13);
+  assert.deepEqual(r.steps, [[0, 1]], 'due 2 ms after them is now too close: slot 0 (due at 20)');
+  r = run(sp, 0, 1300, () => 13);
+  assert.deepEqual(r.steps, [], 'the lead shrinks 1 ms per 10 s; 7 ms is still within it');
+  r = run(sp, 0, 200, () => 13);
+  assert.deepEqual(r.steps, [[99, -1]], '30 s after the stragglers: back to slot 3');
+  assert.equal(sp.leadMs(), 1.5);
+});

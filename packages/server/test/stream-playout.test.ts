@@ -345,8 +345,20 @@ test('send phase: an app whose audio lands 13 ms into each tick moves the call t
       [15],
       'one interval of 15 ms at the move, the rest 20',
     );
-    assert.deepEqual(h.call.sendSlot, { slot: 3, moves: 1 });
+    assert.deepEqual(h.call.sendSlot, { slot: 3, moves: 1, leadMs: 0.5 });
     assert.equal(h.call.debugLog.count('send_phase'), 1);
+    // The audio stopped: at 15 the frame was held for it, at 19 it went out silent. Audio 14 ms
+    // later is a straggler the lead did not cover: the lead grows by 2 ms.
+    const more = async (n: number) => {
+      app.send(appMessages.playAudio('audio/x-mulaw', 8000, audio.subarray(0, 160)));
+      await until(() => stream.stats.received.playAudio === n, `frame ${n} received`);
+    };
+    await more(frames + 1);
+    assert.equal(h.call.sendSlot.leadMs, 2.5);
+    // It stops again and resumes 54 ms after the silent frame: a pause, not a straggler.
+    h.clock.advance(60);
+    await more(frames + 2);
+    assert.equal(h.call.sendSlot.leadMs, 2.5);
   } finally {
     h.call.hangup();
     await app.close();

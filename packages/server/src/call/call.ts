@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { newUuid, type StreamParams } from '@callstream/protocol';
-import { TICK_SLOTS, type Clock, type MediaClock } from '../clock/clock.js';
+import { PTIME_MS, TICK_SLOTS, type Clock, type MediaClock } from '../clock/clock.js';
 import type { Config } from '../config/config.js';
 import { attachStatusCallbacks } from '../callbacks/stream-callbacks.js';
 import type { HttpCallbackSender } from '../callbacks/http-callbacks.js';
@@ -79,19 +79,24 @@ export class Call {
   private heldTickMs: number | null = null;
   /** Grace-window deadline: sends the held frame as it is (`true`: it was still held). */
   private readonly sendHeld = (): boolean => {
-    if (this.heldTickMs === null || this.ended) return false;
-    const tickMs = this.heldTickMs;
-    this.heldTickMs = null;
-    this.sendTick(tickMs);
+    if (!this.sendHeldFrame()) return false;
+    this.expiredAt = this.deps.clock.now();
     return true;
   };
+  /** When a held frame last went out without its audio (epoch ms); null: none pending. */
+  private expiredAt: number | null = null;
   /**
    * A stream handled an app message: note a live arrival's phase (send-phase alignment), send the
    * held frame once no stream waits any longer.
    */
   private readonly onPlayback = (live: boolean): void => {
-    if (live && this.sendPhase) this.sendPhase.arrival(this.deps.mediaClock.phaseMs!());
-    if (this.heldTickMs !== null && !this.waitingForPlayback()) this.sendHeld();
+    if (live && this.sendPhase) {
+      this.sendPhase.arrival(this.deps.mediaClock.phaseMs!());
+      // Audio within a tick of a held frame that went out without it: a straggler, not a pause.
+      if (this.expiredAt !== null && this.deps.clock.now() - this.expiredAt < PTIME_MS) this.sendPhase.late();
+      this.expiredAt = null;
+    }
+    if (this.heldTickMs !== null && !this.waitingForPlayback()) this.sendHeldFrame();
   };
   /** This call's tick handler (its identity is its subscription on the media clock). */
   private readonly tickHandler = (ms: number, skipped: number): void => this.onTick(ms, skipped);
@@ -130,9 +135,16 @@ export class Call {
     this.unsubscribeTick = clock.onTick(this.tickHandler, 'spread');
   }
 
-  /** The send slot this call's frames go out in (clock.ts TICK_SLOTS), and its moves so far. */
-  get sendSlot(): { slot: number | undefined; moves: number } {
-    return { slot: this.deps.mediaClock.slotOf?.(this.tickHandler), moves: this.sendPhase?.moves ?? 0 };
+  /**
+   * The send slot this call's frames go out in (clock.ts TICK_SLOTS), its moves so far and the
+   * lead it keeps after its app's audio, ms (call/send-phase.ts; 0 with alignment off).
+   */
+  get sendSlot(): { slot: number | undefined; moves: number; leadMs: number } {
+    return {
+      slot: this.deps.mediaClock.slotOf?.(this.tickHandler),
+      moves: this.sendPhase?.moves ?? 0,
+      leadMs: this.sendPhase?.leadMs() ?? 0,
+    };
   }
 
   /** True once the call has ended. */
@@ -225,6 +237,15 @@ export class Call {
       return;
     }
     this.sendTick(tickMs);
+  }
+
+  /** Sends the frame held in the grace window, if any (`true`: there was one). */
+  private sendHeldFrame(): boolean {
+    if (this.heldTickMs === null || this.ended) return false;
+    const tickMs = this.heldTickMs;
+    this.heldTickMs = null;
+    this.sendTick(tickMs);
+    return true;
   }
 
   /** True if a bidirectional stream played audio last tick and its next frame is still missing. */

@@ -49,6 +49,11 @@ export interface SendPhaseOptions {
  * audio follows our own sends cannot drag the call round the circle more than once per
  * `refillTicks`.
  *
+ * Jitter has tails σ does not see (a stall of the app, or of this server, delays a few frames by
+ * 10 ms or more). When the call's frame was held for audio that then came after the grace window
+ * ({@link late}), the lead grows by 2 ms (up to 10 ms more), and it shrinks again by 1 ms per 10 s
+ * without such a straggler — an adaptive target delay, as jitter buffers keep one.
+ *
  * Pure: fed phases and ticks, returns decisions. Source: design.md "Real-time rules" (one media clock).
  */
 export class SendPhase {
@@ -58,6 +63,9 @@ export class SendPhase {
   private ticksSinceMove = Infinity;
   private tokens: number;
   private sinceRefill = 0;
+  /** Lead added after stragglers ({@link late}), ms. */
+  private extraLeadMs = 0;
+  private sinceLate = 0;
   /** Moves made (statistics). */
   moves = 0;
   private readonly o: Required<SendPhaseOptions>;
@@ -92,6 +100,21 @@ export class SendPhase {
   }
 
   /**
+   * The call held its frame for this app's audio and the audio came, but after the grace window:
+   * a straggler the lead did not cover. Raises the lead by 2 ms (at most 10 ms above the σ rule).
+   */
+  late(): void {
+    this.extraLeadMs = Math.min(10, this.extraLeadMs + 2);
+    this.sinceLate = 0;
+  }
+
+  /** How long after the mean arrival the call's slot should be due now, ms. */
+  leadMs(): number {
+    const e = this.estimate();
+    return (e ? leadMs(e.concentration) : 0.5) + this.extraLeadMs;
+  }
+
+  /**
    * Called once per tick of the call, with the slot it runs in.
    * @returns the step to take now: +1 (one slot later), −1 (earlier) or 0 (stay)
    */
@@ -101,11 +124,15 @@ export class SendPhase {
       this.sinceRefill = 0;
       this.tokens = Math.min(this.o.burstMoves, this.tokens + 1);
     }
+    if (++this.sinceLate >= this.o.refillTicks) {
+      this.sinceLate = 0;
+      this.extraLeadMs = Math.max(0, this.extraLeadMs - 1);
+    }
     if (this.arrivals < this.o.minArrivals || this.tokens < 1) return 0;
     if (this.ticksSinceMove < this.o.minTicksBetweenMoves) return 0;
     const e = this.estimate()!;
     if (e.concentration < this.o.minConcentration) return 0;
-    const lead = leadMs(e.concentration);
+    const lead = this.leadMs();
     const d = wrap(slot * SLOT_MS - e.phaseMs); // our due time relative to the arrivals
     if (d >= Math.max(0, lead - 1.5) && d < lead + 5.5) return 0;
     const target = mod(Math.ceil((e.phaseMs + lead) / SLOT_MS), TICK_SLOTS);
