@@ -90,7 +90,7 @@ test('send phase: an app whose audio follows our own sends cannot drag the call 
 });
 
 test('send phase: stragglers past the grace window raise the lead (the call moves one slot later); 30 s without one and it comes back', () => {
-  const sp = new SendPhase();
+  const sp = new SendPhase({ leadDecayTicks: 500 });
   let r = run(sp, 3, 100, () => 13);
   assert.deepEqual(r.steps, [], 'slot 3 (due at 15) is right for arrivals at 13');
   assert.equal(sp.leadMs(), 0.5);

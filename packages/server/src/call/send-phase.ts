@@ -20,6 +20,8 @@ export interface SendPhaseOptions {
   burstMoves?: number;
   /** … and one more every this many ticks (default 500 = 10 s: follows a caller clock ~100 ppm off). */
   refillTicks?: number;
+  /** Ticks without a straggler before the added lead shrinks by 1 ms (default 1500 = 30 s). */
+  leadDecayTicks?: number;
 }
 
 /**
@@ -51,8 +53,8 @@ export interface SendPhaseOptions {
  *
  * Jitter has tails σ does not see (a stall of the app, or of this server, delays a few frames by
  * 10 ms or more). When the call's frame was held for audio that then came after the grace window
- * ({@link late}), the lead grows by 2 ms (up to 10 ms more), and it shrinks again by 1 ms per 10 s
- * without such a straggler — an adaptive target delay, as jitter buffers keep one.
+ * ({@link late}), the lead grows by 2 ms (up to 10 ms more), and it shrinks again by 1 ms per 30 s
+ * without such a straggler (slowly: every move back and forth costs two uneven packet intervals) — an adaptive target delay, as jitter buffers keep one.
  *
  * Pure: fed phases and ticks, returns decisions. Source: design.md "Real-time rules" (one media clock).
  */
@@ -78,6 +80,7 @@ export class SendPhase {
       minTicksBetweenMoves: options.minTicksBetweenMoves ?? 25,
       burstMoves: options.burstMoves ?? 3,
       refillTicks: options.refillTicks ?? 500,
+      leadDecayTicks: options.leadDecayTicks ?? 1500,
     };
     this.tokens = this.o.burstMoves;
   }
@@ -124,7 +127,7 @@ export class SendPhase {
       this.sinceRefill = 0;
       this.tokens = Math.min(this.o.burstMoves, this.tokens + 1);
     }
-    if (++this.sinceLate >= this.o.refillTicks) {
+    if (++this.sinceLate >= this.o.leadDecayTicks) {
       this.sinceLate = 0;
       this.extraLeadMs = Math.max(0, this.extraLeadMs - 1);
     }
