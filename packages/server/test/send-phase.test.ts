@@ -12,6 +12,7 @@ function run(sp: SendPhase, slot: number, ticks: number, phase: (k: number) => n
     sp.arrival(phase(k));
     const step = sp.onTick(slot);
     if (step !== 0) {
+      sp.moved();
       steps.push([k, step]);
       slot = (slot + step + 4) % 4;
     }
@@ -80,6 +81,7 @@ test('send phase: an app whose audio follows our own sends cannot drag the call 
     sp.arrival((slot * 5 + 4.8) % 20);
     const step = sp.onTick(slot);
     if (step) {
+      sp.moved();
       moves++;
       slot = (slot + step + 4) % 4;
     }
@@ -104,4 +106,15 @@ test('send phase: stragglers past the grace window raise the lead (the call move
   r = run(sp, 0, 200, () => 13);
   assert.deepEqual(r.steps, [[99, -1]], '30 s after the stragglers: back to slot 3');
   assert.equal(sp.leadMs(), 1.5);
+});
+
+test('send phase: a step the clock refused spends nothing — it is asked for again on the next tick', () => {
+  const sp = new SendPhase();
+  for (let k = 0; k < 16; k++) sp.arrival(13);
+  assert.equal(sp.onTick(0), -1);
+  assert.equal(sp.onTick(0), -1);
+  assert.equal(sp.moves, 0);
+  sp.moved();
+  assert.equal(sp.moves, 1);
+  assert.equal(sp.onTick(3), 0);
 });

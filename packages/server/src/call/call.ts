@@ -224,6 +224,7 @@ export class Call {
       const slot = this.deps.mediaClock.slotOf!(this.tickHandler);
       const step = slot === undefined ? 0 : this.sendPhase.onTick(slot);
       if (step !== 0 && this.deps.mediaClock.shiftSlot!(this.tickHandler, step)) {
+        this.sendPhase.moved();
         this.debugLog.add(
           'info',
           'send_phase',

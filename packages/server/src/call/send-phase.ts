@@ -119,7 +119,8 @@ export class SendPhase {
 
   /**
    * Called once per tick of the call, with the slot it runs in.
-   * @returns the step to take now: +1 (one slot later), −1 (earlier) or 0 (stay)
+   * @returns the step to take now: +1 (one slot later), −1 (earlier) or 0 (stay); call
+   *   {@link moved} once it is taken
    */
   onTick(slot: number): 1 | -1 | 0 {
     this.ticksSinceMove++;
@@ -141,10 +142,14 @@ export class SendPhase {
     const target = mod(Math.ceil((e.phaseMs + lead) / SLOT_MS), TICK_SLOTS);
     const diff = mod(target - slot, TICK_SLOTS);
     if (diff === 0) return 0;
+    return diff === 1 ? 1 : -1;
+  }
+
+  /** The step {@link onTick} asked for was taken (the clock may refuse one: then nothing is spent). */
+  moved(): void {
     this.tokens--;
     this.ticksSinceMove = 0;
     this.moves++;
-    return diff === 1 ? 1 : -1;
   }
 }
 
