@@ -307,4 +307,18 @@ test('send slots: after a stall each used slot catches up at most maxCatchUp tic
     [230, 0],
   ]);
   assert.equal(clock.stats.skipped, 15);
+  // The same an hour into the clock (sub-tick numbers in the hundreds of thousands).
+  t.advanceTo(1000 + 3_600_010); // a@…000, b@…010 ran on time
+  const [a0, b0] = [seen.a!.length, seen.b!.length];
+  t.now = 1000 + 3_600_010 + 210; // slot 0 due at …020 … …220 (11), slot 2 at …030 … …210 (10)
+  clock.runIfDue();
+  assert.deepEqual(
+    seen.a!.slice(a0).map(([, skipped]) => skipped),
+    [8, 0, 0],
+  );
+  assert.deepEqual(
+    seen.b!.slice(b0).map(([, skipped]) => skipped),
+    [7, 0, 0],
+  );
+  assert.equal(clock.stats.skipped, 30);
 });

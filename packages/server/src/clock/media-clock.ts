@@ -258,7 +258,7 @@ export class RealMediaClock implements MediaClock {
       const giveUp = due - maxSubTicks;
       for (let s = 0; s < TICK_SLOTS; s++) {
         if (!this.slots.has(s)) continue;
-        const first = ((s - this.m - 1 + TICK_SLOTS * 2) % TICK_SLOTS) + 1; // first k with (m + k) in slot s
+        const first = ((((s - this.m - 1) % TICK_SLOTS) + TICK_SLOTS) % TICK_SLOTS) + 1; // first k: (m + k) in slot s
         behind[s] = first > giveUp ? 0 : Math.floor((giveUp - first) / TICK_SLOTS) + 1;
         this.stats.skipped += behind[s]!;
       }
