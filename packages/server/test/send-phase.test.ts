@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SendPhase, leadMs } from '../src/call/send-phase.js';
 
+/** The rule at its finest (a lead of 0.5 ms for tight arrivals); the server's default keeps 4 ms. */
+const FINE = { minLeadMs: 0.5 };
+
 /** Runs `ticks` ticks of a call in `slot`, one live arrival per tick at `phase(k)`; returns the final slot and the steps taken. */
 function run(sp: SendPhase, slot: number, ticks: number, phase: (k: number) => number) {
   const steps: Array<[number, number]> = [];
@@ -22,8 +25,10 @@ function run(sp: SendPhase, slot: number, ticks: number, phase: (k: number) => n
 
 test('send phase: arrivals 13 ms into the tick move slot 0 to slot 3 (due at 15: 2 ms after them) in one step, then stay', () => {
   assert.equal(leadMs(1), 0.5, 'no jitter: the minimum lead');
-  assert.equal(leadMs(0.6), 4, 'wide spread: the maximum');
-  const sp = new SendPhase();
+  assert.equal(leadMs(0.6).toFixed(2), '6.15', 'wide spread (σ = 3.2 ms)');
+  assert.equal(leadMs(0.3), 8, 'the maximum');
+  assert.equal(new SendPhase().leadMs(), 4, 'the default floor');
+  const sp = new SendPhase(FINE);
   const r = run(sp, 0, 200, () => 13);
   assert.deepEqual(r.steps, [[15, -1]], 'one step back (0 → 3), after the 16th arrival');
   assert.equal(r.slot, 3);
@@ -34,13 +39,13 @@ test('send phase: arrivals 13 ms into the tick move slot 0 to slot 3 (due at 15:
 test('send phase: arrivals jittering ±3 ms round 13 ms (σ ≈ 1.7 ms: lead 1.7 ms) bring slot 2 to slot 3, and no flapping after', () => {
   let seed = 11;
   const jitter = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 6 - 3;
-  const r = run(new SendPhase(), 2, 30_000, () => 13 + jitter());
+  const r = run(new SendPhase(FINE), 2, 30_000, () => 13 + jitter());
   assert.equal(r.slot, 3);
   assert.deepEqual(r.steps, [[15, 1]]);
 });
 
 test('send phase: two slots away it takes two steps, 25 ticks apart; a slot already right is kept', () => {
-  const far = run(new SendPhase(), 0, 200, () => 8.5); // target: ceil((8.5 + 0.5) / 5) = 2
+  const far = run(new SendPhase(FINE), 0, 200, () => 8.5); // target: ceil((8.5 + 0.5) / 5) = 2
   assert.deepEqual(far.steps, [
     [15, -1],
     [40, -1],
@@ -48,14 +53,14 @@ test('send phase: two slots away it takes two steps, 25 ticks apart; a slot alre
   assert.equal(far.slot, 2);
   // Slot 2 is due at 10: arrivals at 4.5 … 10 ms wait 0 … 5.5 ms there — right.
   for (const p of [4.5, 6, 8, 10])
-    assert.deepEqual(run(new SendPhase(), 2, 200, () => p).steps, [], `phase ${p}`);
+    assert.deepEqual(run(new SendPhase(FINE), 2, 200, () => p).steps, [], `phase ${p}`);
   // Arrivals at 12 ms would come after slot 2's due time: the first frame of every talk spurt
   // would wait a whole tick. The call moves on to slot 3 (due at 15).
-  assert.deepEqual(run(new SendPhase(), 2, 200, () => 12).steps, [[15, 1]]);
+  assert.deepEqual(run(new SendPhase(FINE), 2, 200, () => 12).steps, [[15, 1]]);
 });
 
 test('send phase: arrivals either side of the period boundary average to it (circular mean), not to the middle', () => {
-  const sp = new SendPhase();
+  const sp = new SendPhase(FINE);
   const r = run(sp, 2, 200, (k) => (k % 2 ? 19 : 1)); // around 0 ms
   assert.equal(r.slot, 1, 'due at 5, after both');
   const e = sp.estimate()!;
@@ -66,7 +71,7 @@ test('send phase: arrivals either side of the period boundary average to it (cir
 test('send phase: arrivals scattered over the whole period (no phase to follow) never move the call', () => {
   let seed = 7;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 20;
-  const sp = new SendPhase();
+  const sp = new SendPhase(FINE);
   const r = run(sp, 0, 30_000, random); // 10 minutes
   assert.deepEqual(r.steps, []);
   assert.ok(sp.estimate()!.concentration < 0.6);
@@ -75,7 +80,7 @@ test('send phase: arrivals scattered over the whole period (no phase to follow) 
 test('send phase: an app whose audio follows our own sends cannot drag the call round — 3 moves at once, then one per 10 s', () => {
   // The app answers 4.8 ms after each of our sends: after every move the arrivals move too.
   let slot = 0;
-  const sp = new SendPhase();
+  const sp = new SendPhase(FINE);
   let moves = 0;
   for (let k = 0; k < 3000; k++) {
     sp.arrival((slot * 5 + 4.8) % 20);
@@ -92,7 +97,7 @@ test('send phase: an app whose audio follows our own sends cannot drag the call 
 });
 
 test('send phase: stragglers past the grace window raise the lead (the call moves one slot later); 30 s without one and it comes back', () => {
-  const sp = new SendPhase({ leadDecayTicks: 500 });
+  const sp = new SendPhase({ ...FINE, leadDecayTicks: 500 });
   let r = run(sp, 3, 100, () => 13);
   assert.deepEqual(r.steps, [], 'slot 3 (due at 15) is right for arrivals at 13');
   assert.equal(sp.leadMs(), 0.5);
@@ -109,7 +114,7 @@ test('send phase: stragglers past the grace window raise the lead (the call move
 });
 
 test('send phase: a step the clock refused spends nothing — it is asked for again on the next tick', () => {
-  const sp = new SendPhase();
+  const sp = new SendPhase(FINE);
   for (let k = 0; k < 16; k++) sp.arrival(13);
   assert.equal(sp.onTick(0), -1);
   assert.equal(sp.onTick(0), -1);

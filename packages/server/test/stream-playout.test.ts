@@ -304,9 +304,9 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
   await app.close();
 });
 
-test('send phase: an app whose audio lands 13 ms into each tick moves the call to the slot due at 15 — one 15 ms interval, each frame then waits 2 ms instead of 7, bit-exact and gapless', async () => {
+test('send phase: an app whose audio lands 9 ms into each tick moves the call to the slot due at 15 (the 4 ms lead) — one 15 ms interval, each frame then waits 6 ms instead of 11, bit-exact and gapless', async () => {
   const app = await TestWsApp.start();
-  const h = harness();
+  const h = harness({ stream: { playoutAlignSendPhase: true } });
   h.clock.slotted = true;
   h.clock.graceMs = 4;
   const sentAt: number[] = [];
@@ -323,7 +323,7 @@ test('send phase: an app whose audio lands 13 ms into each tick moves the call t
     const frames = 60;
     const audio = toneMulaw(frames * 20, g711Encode);
     const arrivedAt: number[] = [];
-    h.clock.advance(13);
+    h.clock.advance(9);
     for (let k = 0; k < frames; k++) {
       app.send(appMessages.playAudio('audio/x-mulaw', 8000, audio.subarray(k * 160, k * 160 + 160)));
       await until(() => stream.stats.received.playAudio === k + 1, `frame ${k} received`);
@@ -337,28 +337,28 @@ test('send phase: an app whose audio lands 13 ms into each tick moves the call t
     const firstPlayed = h.leg.sent.findIndex((s) => s.info.hasPlayback);
     const playedAt = sentAt.slice(firstPlayed, firstPlayed + frames).map((t) => t - t0);
     const waits = playedAt.map((t, k) => t - arrivedAt[k]!);
-    assert.deepEqual(waits.slice(0, 16), new Array(16).fill(7), 'slot 0 (due at 20): 7 ms per frame');
-    assert.deepEqual(waits.slice(17), new Array(frames - 17).fill(2), 'slot 3 (due at 15): 2 ms per frame');
+    assert.deepEqual(waits.slice(0, 16), new Array(16).fill(11), 'slot 0 (due at 20): 11 ms per frame');
+    assert.deepEqual(waits.slice(17), new Array(frames - 17).fill(6), 'slot 3 (due at 15): 6 ms per frame');
     const intervals = playedAt.slice(1).map((t, k) => t - playedAt[k]!);
     assert.deepEqual(
       intervals.filter((i) => i !== 20),
       [15],
       'one interval of 15 ms at the move, the rest 20',
     );
-    assert.deepEqual(h.call.sendSlot, { slot: 3, moves: 1, leadMs: 0.5 });
+    assert.deepEqual(h.call.sendSlot, { slot: 3, moves: 1, leadMs: 4 });
     assert.equal(h.call.debugLog.count('send_phase'), 1);
-    // The audio stopped: at 15 the frame was held for it, at 19 it went out silent. Audio 14 ms
+    // The audio stopped: at 15 the frame was held for it, at 19 it went out silent. Audio 10 ms
     // later is a straggler the lead did not cover: the lead grows by 2 ms.
     const more = async (n: number) => {
       app.send(appMessages.playAudio('audio/x-mulaw', 8000, audio.subarray(0, 160)));
       await until(() => stream.stats.received.playAudio === n, `frame ${n} received`);
     };
     await more(frames + 1);
-    assert.equal(h.call.sendSlot.leadMs, 2.5);
-    // It stops again and resumes 54 ms after the silent frame: a pause, not a straggler.
+    assert.equal(h.call.sendSlot.leadMs, 6);
+    // It stops again and resumes 30 ms after the silent frame (at 39): a pause, not a straggler.
     h.clock.advance(60);
     await more(frames + 2);
-    assert.equal(h.call.sendSlot.leadMs, 2.5);
+    assert.equal(h.call.sendSlot.leadMs, 6);
   } finally {
     h.call.hangup();
     await app.close();

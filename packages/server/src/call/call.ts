@@ -131,8 +131,9 @@ export class Call {
     const clock = deps.mediaClock;
     this.sendPhase =
       deps.config.stream.playoutAlignSendPhase && clock.shiftSlot && clock.phaseMs ? new SendPhase() : null;
-    // Calls start spread over the send slots (smaller bursts of work per tick); alignment moves them.
-    this.unsubscribeTick = clock.onTick(this.tickHandler, 'spread');
+    // Aligned calls start spread over the send slots (smaller bursts of work per tick) and move;
+    // the others all send in slot 0, on the tick.
+    this.unsubscribeTick = clock.onTick(this.tickHandler, this.sendPhase ? 'spread' : 0);
   }
 
   /**

@@ -22,6 +22,12 @@ export interface SendPhaseOptions {
   refillTicks?: number;
   /** Ticks without a straggler before the added lead shrinks by 1 ms (default 1500 = 30 s). */
   leadDecayTicks?: number;
+  /**
+   * The least lead, ms (default 4): with the 4 ms grace window a frame may come 8 ms after the mean
+   * arrival before its packet goes out silent. Measured: with 0.5 ms, the in-process echo of the
+   * e2e speech test (event-loop jitter of a loaded 2-core machine) ran dry several times a call.
+   */
+  minLeadMs?: number;
 }
 
 /**
@@ -37,8 +43,9 @@ export interface SendPhaseOptions {
  * average to a short vector (R² ≈ 1/n), so a scattered app never moves the call — and gives their
  * spread, the circular standard deviation σ = √(−2 ln R).
  *
- * The slot should be due just *after* the arrivals, by a lead of 3σ − 3.5 ms (at least 0.5, at most
- * 4): the frame is then queued when its slot comes and waits `lead` + up to one slot (5 ms). A
+ * The slot should be due just *after* the arrivals, by a lead of 3σ − 3.5 ms (at least `minLeadMs`,
+ * 4 by default; at most 8): the frame is then queued when its slot comes and waits `lead` + up to
+ * one slot (5 ms). A
  * straggler up to 4 ms past the slot is still sent on arrival (the tick's grace window holds the
  * packet), so 3σ of jitter costs nothing. A slot due *before* the arrivals would be a trap: the first
  * frame of a talk spurt finds no packet held for it, waits almost a whole tick, and every later
@@ -81,6 +88,7 @@ export class SendPhase {
       burstMoves: options.burstMoves ?? 3,
       refillTicks: options.refillTicks ?? 500,
       leadDecayTicks: options.leadDecayTicks ?? 1500,
+      minLeadMs: options.minLeadMs ?? 4,
     };
     this.tokens = this.o.burstMoves;
   }
@@ -114,7 +122,7 @@ export class SendPhase {
   /** How long after the mean arrival the call's slot should be due now, ms. */
   leadMs(): number {
     const e = this.estimate();
-    return (e ? leadMs(e.concentration) : 0.5) + this.extraLeadMs;
+    return Math.max(this.o.minLeadMs, e ? leadMs(e.concentration) : 0) + this.extraLeadMs;
   }
 
   /**
@@ -154,12 +162,14 @@ export class SendPhase {
 }
 
 /**
- * How long after the mean arrival the slot should be due, ms: 3σ − 3.5 within [0.5, 4], σ the
- * arrivals' circular standard deviation in ms (from the mean vector's length `r`).
+ * How long after the mean arrival the slot should be due for arrivals this spread, ms: 3σ − 3.5
+ * within [0.5, 8] (the 4 ms grace window covers the rest of 3σ), σ the arrivals' circular standard
+ * deviation in ms (from the mean vector's length `r`). {@link SendPhase} uses at least its
+ * `minLeadMs`.
  */
 export function leadMs(r: number): number {
   const sigma = (Math.sqrt(-2 * Math.log(Math.min(1, Math.max(r, 1e-9)))) * PTIME_MS) / (2 * Math.PI);
-  return Math.min(4, Math.max(0.5, 3 * sigma - 3.5));
+  return Math.min(8, Math.max(0.5, 3 * sigma - 3.5));
 }
 
 /** `x` mapped into (−10, 10] ms on the 20 ms circle. */

@@ -46,11 +46,13 @@ export const configSchema = z
          */
         playoutCatchUpFramesPerTick: z.number().int().min(1).max(100000).default(40),
         /**
-         * Send-phase alignment (call/send-phase.ts): a call whose app answers in real time moves
-         * its RTP sends, 5 ms at a time, to just after the app's audio arrives; false keeps every
-         * call on its first send slot.
+         * Send-phase alignment (call/send-phase.ts), opt-in: calls start spread over the send slots
+         * and a call whose app answers in real time moves its RTP sends, 5 ms at a time, to a few
+         * ms after the app's audio arrives (playAudio→RTP p50 about halved). Off: every call sends
+         * in slot 0, as before — up to a tick of slack for a jittery app (README "Send-phase
+         * alignment" has the measured trade-off).
          */
-        playoutAlignSendPhase: z.boolean().default(true),
+        playoutAlignSendPhase: z.boolean().default(false),
         maxMessageBytes: z
           .number()
           .int()
