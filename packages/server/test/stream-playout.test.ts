@@ -10,6 +10,17 @@ import { harness, toneMulaw, until } from './helpers.js';
 
 const MULAW = 'audio/x-mulaw;rate=8000';
 
+/** Fake-clock times at which the harness's leg sent each frame to the caller (appended as sent). */
+function recordSendTimes(h: ReturnType<typeof harness>): number[] {
+  const sentAt: number[] = [];
+  const send = h.leg.sendFrame.bind(h.leg);
+  h.leg.sendFrame = (frame, info) => {
+    sentAt.push(h.clock.now());
+    send(frame, info);
+  };
+  return sentAt;
+}
+
 async function connected(app: TestWsApp) {
   await app.waitFor(() => app.connections.length > 0 && app.last.messages.length > 0, 'start');
   assert.equal(app.last.messages[0]!.event, 'start');
@@ -254,12 +265,7 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
   const app = await TestWsApp.start();
   const h = harness();
   h.clock.graceMs = 4;
-  const sentAt: number[] = [];
-  const send = h.leg.sendFrame.bind(h.leg);
-  h.leg.sendFrame = (frame, info) => {
-    sentAt.push(h.clock.now());
-    send(frame, info);
-  };
+  const sentAt = recordSendTimes(h);
   const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
   await connected(app);
   const t0 = h.clock.now();
@@ -309,12 +315,7 @@ test('send phase: an app whose audio lands 9 ms into each tick moves the call to
   const h = harness({ stream: { playoutAlignSendPhase: true } });
   h.clock.slotted = true;
   h.clock.graceMs = 4;
-  const sentAt: number[] = [];
-  const send = h.leg.sendFrame.bind(h.leg);
-  h.leg.sendFrame = (frame, info) => {
-    sentAt.push(h.clock.now());
-    send(frame, info);
-  };
+  const sentAt = recordSendTimes(h);
   try {
     const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
     await connected(app);

@@ -121,7 +121,10 @@ export class SendPhase {
 
   /** How long after the mean arrival the call's slot should be due now, ms. */
   leadMs(): number {
-    const e = this.estimate();
+    return this.leadFor(this.estimate());
+  }
+
+  private leadFor(e: { concentration: number } | null): number {
     return Math.max(this.o.minLeadMs, e ? leadMs(e.concentration) : 0) + this.extraLeadMs;
   }
 
@@ -144,7 +147,7 @@ export class SendPhase {
     if (this.ticksSinceMove < this.o.minTicksBetweenMoves) return 0;
     const e = this.estimate()!;
     if (e.concentration < this.o.minConcentration) return 0;
-    const lead = this.leadMs();
+    const lead = this.leadFor(e);
     const d = wrap(slot * SLOT_MS - e.phaseMs); // our due time relative to the arrivals
     if (d >= Math.max(0, lead - 1.5) && d < lead + 5.5) return 0;
     const target = mod(Math.ceil((e.phaseMs + lead) / SLOT_MS), TICK_SLOTS);
