@@ -29,11 +29,13 @@ async function counter(name: string): Promise<number> {
 }
 
 const before = await counter('callstream_playaudio_received_total');
-// The greeting takes ~4 s; the stream starts after it. Speak for 3 s from then, stay 1 s more.
-console.log(`calling sip:${user}@${target} with sipp (about 9 s)...`);
+// The greeting takes ~4 s to play, plus its synthesis (measured up to ~2 s on a loaded 2-core CI
+// machine, where a 5 s pause left < 2 s of speech for the stream); the stream starts after it.
+// Wait 7 s, speak for 3 s, stay 1 s more.
+console.log(`calling sip:${user}@${target} with sipp (about 11 s)...`);
 const result = await runSipp({
   scenario: new URL('../packages/server/test/sipp/uac-pcap.xml', import.meta.url).pathname,
-  vars: { plays: `<pause milliseconds="5000"/>\n  ${pcapPlays([[pcap, 4000]])}` },
+  vars: { plays: `<pause milliseconds="7000"/>\n  ${pcapPlays([[pcap, 4000]])}` },
   target,
   service: user,
   timeoutMs: 30000,
