@@ -48,75 +48,131 @@ export function bestLagCorrelation(
   };
 }
 
+/** Result of {@link frameEchoAlignment}. */
+export interface FrameEchoAlignment {
+  /** Reference frames loud enough to be checked (RMS ≥ `minRms`). */
+  checked: number;
+  /** Checked frames whose best match at an allowed lag correlates below `minCorrelation`. */
+  damaged: number;
+  /** Worst per-frame correlation over the checked frames, and the frame index it belongs to. */
+  worst: number;
+  worstFrame: number;
+  /** Lag (samples by which the echo trails the reference) after each change, in order. */
+  lags: number[];
+  /** Reference frame index at which each entry of `lags` took effect. */
+  changedAt: number[];
+}
+
 /**
- * Echo check robust to delay changes: the reference is cut into `segmentSamples` pieces; for each
- * piece with speech in it (peak ≥ 1000) the best lag in `[0, maxLag]` is searched on its loudest
- * quarter, and the piece's correlation at that lag is taken.
+ * Frame-granular echo check: is `signal` the `reference` with nothing lost, reordered or damaged,
+ * only delayed — by a delay that may grow mid-call (a stall of a loaded machine makes the playout
+ * queue run dry and keep the extra depth) but never shrinks?
  *
- * Returns the lags and correlations per piece, `worst` over all pieces, `lagChanges` (how often the
- * lag differs between consecutive pieces) and `worstExcusingChanges`: the worst correlation once, for
- * each lag change, the one piece on either side of it that correlates less is left out — the piece
- * a delay change falls inside cannot match one lag. An echo whose delay grows mid-call (the playout
- * queue absorbed a stall on a loaded machine) passes a check on that figure when every other piece
- * is intact.
+ * Each `frameSamples` frame of the reference with RMS ≥ `minRms` is matched at the current lag; if
+ * it correlates below `minCorrelation` there, the lags from the current one up to `maxLag` in
+ * steps of `lagStep` (default one frame: a playout inserts whole ticks of silence) are searched,
+ * and the best is taken **only if** it reaches `minCorrelation` (a lone damaged frame cannot drag
+ * the lag somewhere spurious; it is counted in `damaged`). Whole steps matter for speech: a voiced
+ * frame also matches, at ≈ 0.98, one or two pitch periods off. The first checked frame searches
+ * every lag from 0. A lag change therefore needs an intact frame at the new lag, wherever in the
+ * call it falls (a check by longer pieces cannot see a change inside its last piece).
+ *
+ * When the lag is not a whole number of frames (a resampler's delay), the inserted silence falls
+ * inside one reference frame: the frame just before a change is then matched as its head at the old
+ * lag and its tail at the new one (best split), and counts as intact if that reaches
+ * `minCorrelation`.
+ *
+ * Cost: O(frames × frameSamples) plus O(maxLag × frameSamples / lagStep) per lag change or damaged
+ * frame (O(maxLag × frameSamples) for the first).
+ * Samples are 16-bit PCM at any rate; lags are in samples of that rate.
  */
-export function segmentedEchoCorrelation(
+export function frameEchoAlignment(
   reference: Int16Array,
   signal: Int16Array,
-  maxLag: number,
-  segmentSamples = 8000,
-): {
-  worst: number;
-  worstExcusingChanges: number;
-  lagChanges: number;
-  lags: number[];
-  correlations: number[];
-} {
-  let worst = 1;
+  opts: {
+    maxLag: number;
+    frameSamples?: number;
+    minRms?: number;
+    minCorrelation?: number;
+    lagStep?: number;
+  },
+): FrameEchoAlignment {
+  const n = opts.frameSamples ?? 160;
+  const minRms = opts.minRms ?? 500;
+  const minCorrelation = opts.minCorrelation ?? 0.99;
+  const lagStep = opts.lagStep ?? n;
   const lags: number[] = [];
-  const correlations: number[] = [];
-  for (let start = 0; start + segmentSamples <= reference.length; start += segmentSamples) {
-    const piece = reference.subarray(start, start + segmentSamples);
-    let peak = 0;
-    for (const v of piece) peak = Math.max(peak, Math.abs(v));
-    if (peak < 1000) continue;
-    // Probe with the loudest quarter of the piece (a quiet quarter cannot pin the lag).
-    const q = segmentSamples >> 2;
-    let probeAt = 0;
-    let probeEnergy = -1;
-    for (let k = 0; k + q <= segmentSamples; k += q) {
-      let e = 0;
-      for (let i = k; i < k + q; i++) e += piece[i]! * piece[i]!;
-      if (e > probeEnergy) {
-        probeEnergy = e;
-        probeAt = k;
+  const changedAt: number[] = [];
+  const scores = new Map<number, number>(); // checked frame → correlation
+  const at = (start: number, l: number): number =>
+    start + l + n <= signal.length
+      ? correlation(reference.subarray(start, start + n), signal.subarray(start + l, start + l + n))
+      : 0;
+  /** The frame at `start` as its first `k` samples at `before`, the rest at `after`, best k. */
+  const split = (start: number, before: number, after: number): number => {
+    if (start + after + n > signal.length) return 0;
+    const joined = new Int16Array(n);
+    let best = 0;
+    for (let k = 1; k < n; k++) {
+      joined.set(signal.subarray(start + before, start + before + k), 0);
+      joined.set(signal.subarray(start + after + k, start + after + n), k);
+      best = Math.max(best, correlation(reference.subarray(start, start + n), joined));
+    }
+    return best;
+  };
+  let lag = -1; // no lag yet
+  let previous = -1; // the last checked frame
+  for (let f = 0; (f + 1) * n <= reference.length; f++) {
+    const start = f * n;
+    let energy = 0;
+    for (let i = start; i < start + n; i++) energy += reference[i]! * reference[i]!;
+    if (Math.sqrt(energy / n) < minRms) continue;
+    let c = lag >= 0 ? at(start, lag) : -2;
+    if (c < minCorrelation) {
+      // The first lag may be anything; later ones differ from it by whole `lagStep`s (the playout
+      // inserts whole ticks), which keeps a quasi-periodic voiced frame from matching one or two
+      // pitch periods off.
+      let best = -2;
+      let bestLag = -1;
+      const from = Math.max(lag, 0);
+      const step = lag >= 0 ? lagStep : 1;
+      for (let l = from; l <= opts.maxLag; l += step) {
+        const x = at(start, l);
+        if (x > best) {
+          best = x;
+          bestLag = l;
+        }
+      }
+      if (best >= minCorrelation) {
+        if (lag >= 0 && previous === f - 1 && scores.get(previous)! < minCorrelation) {
+          const s = split(previous * n, lag, bestLag);
+          if (s > scores.get(previous)!) scores.set(previous, s);
+        }
+        c = best;
+        lag = bestLag;
+        lags.push(lag);
+        changedAt.push(f);
+      } else {
+        c = Math.max(c, best);
       }
     }
-    const probe = piece.subarray(probeAt, probeAt + q);
-    let bestLag = 0;
-    let best = -2;
-    for (let lag = 0; lag <= maxLag && start + probeAt + lag + q <= signal.length; lag++) {
-      const c = correlation(probe, signal.subarray(start + probeAt + lag, start + probeAt + lag + q));
-      if (c > best) {
-        best = c;
-        bestLag = lag;
-      }
+    scores.set(f, c);
+    previous = f;
+  }
+  const out: FrameEchoAlignment = {
+    checked: scores.size,
+    damaged: 0,
+    worst: 1,
+    worstFrame: -1,
+    lags,
+    changedAt,
+  };
+  for (const [f, c] of scores) {
+    if (c < minCorrelation) out.damaged++;
+    if (c < out.worst) {
+      out.worst = c;
+      out.worstFrame = f;
     }
-    const c = correlation(piece, signal.subarray(start + bestLag, start + bestLag + piece.length));
-    lags.push(bestLag);
-    correlations.push(c);
-    worst = Math.min(worst, c);
   }
-  const excused = new Set<number>();
-  let lagChanges = 0;
-  for (let i = 0; i + 1 < lags.length; i++) {
-    if (lags[i] === lags[i + 1]) continue;
-    lagChanges++;
-    excused.add(correlations[i]! < correlations[i + 1]! ? i : i + 1);
-  }
-  let worstExcusingChanges = 1;
-  correlations.forEach((c, i) => {
-    if (!excused.has(i)) worstExcusingChanges = Math.min(worstExcusingChanges, c);
-  });
-  return { worst, worstExcusingChanges, lagChanges, lags, correlations };
+  return out;
 }
