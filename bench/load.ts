@@ -174,6 +174,16 @@ const mainThreadCpuSeconds = () => {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields 3… (comm may hold spaces)
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
+/**
+ * The machine's CPU time so far, from the aggregate `cpu` line of `/proc/stat` (clock ticks, summed
+ * over cores): `steal` is time the hypervisor gave our vCPUs to someone else — a run with much of
+ * it measured a machine that was not all there.
+ */
+const machineCpuTicks = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+};
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
 await new Promise((r) => setTimeout(r, 1000)); // let the server settle before the baseline
@@ -211,6 +221,8 @@ const steady: {
   up?: Promise<Map<string, number>>;
   mainCpuUp?: number;
   mainCpuEnd?: number;
+  machineUp?: ReturnType<typeof machineCpuTicks>;
+  machineEnd?: ReturnType<typeof machineCpuTicks>;
   endAt?: number;
   end?: Promise<Map<string, number>>;
 } = {};
@@ -219,11 +231,13 @@ callers.stdout.on('data', (d: Buffer) => {
   if (!steady.up && callersOut.includes('#all-up\n')) {
     steady.upAt = performance.now();
     steady.mainCpuUp = mainThreadCpuSeconds();
+    steady.machineUp = machineCpuTicks();
     steady.up = metrics();
   }
   if (!steady.end && callersOut.includes('#first-end\n')) {
     steady.endAt = performance.now();
     steady.mainCpuEnd = mainThreadCpuSeconds();
+    steady.machineEnd = machineCpuTicks();
     steady.end = metrics();
   }
 });
@@ -269,6 +283,13 @@ for (const c of answered) {
     audioAfterClear += c.audioArrivals.filter((x) => x > t + 150 && x < t + 700).length;
   }
 }
+const share = (k: 'busy' | 'idle' | 'steal') => {
+  const a = steady.machineUp;
+  const b = steady.machineEnd;
+  if (!a || !b) return NaN;
+  const total = b.busy + b.idle + b.steal - (a.busy + a.idle + a.steal);
+  return +((100 * (b[k] - a[k])) / Math.max(1, total)).toFixed(1);
+};
 const report = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   calls: N,
@@ -383,6 +404,11 @@ const report = {
    * The load generators' own health: how late the callers sent their packets and how long the app's
    * event loop stalled. Late or bunched input reaches the server as jitter it has to absorb.
    */
+  /**
+   * The whole machine over the steady window (`/proc/stat`, all cores): % busy, idle, and stolen by
+   * the hypervisor. Steal makes every figure above worse than the code; compare runs with little.
+   */
+  machine: { busyPct: share('busy'), idlePct: share('idle'), stealPct: share('steal') },
   peers: {
     callersSendLatenessMs: callerReport.sendLateness,
     appEventLoopDelayMs: {
@@ -443,7 +469,8 @@ console.log(
       : '') +
     `rtp send interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5; at callers ${(100 * report.arrivalIntervalAtCallersMs.shareOutside20pm5).toFixed(2)} %), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
-    `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}) → ${ok ? 'PASS' : 'FAIL'}` +
+    `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}); ` +
+    `machine busy ${report.machine.busyPct} % steal ${report.machine.stealPct} %, callers > 20 ms late ${report.peers.callersSendLatenessMs.over20}× → ${ok ? 'PASS' : 'FAIL'}` +
     `; budget ${budgetMisses.length === 0 ? 'met' : `missed (${budgetMisses.join('; ')})`}`,
 );
 server.child.kill('SIGTERM');
