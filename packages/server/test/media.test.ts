@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import alawmulaw from 'alawmulaw';
 import wavefile from 'wavefile';
 import {
@@ -129,6 +131,42 @@ test('playback decoder: raw in the stream format, μ-law at 8 kHz, odd L16 trimm
     /sample rate 4000000000/,
   );
   d.close();
+});
+
+test('playout queue: a played frame is released at once, drained or not (no played audio kept alive)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const q = new PlayoutQueue({ frameSamples: 160, capSamples: 8000 * 40 });
+  const out = new Int16Array(160);
+  /** Queues a fresh frame of `value`s; only a WeakRef to it is kept here. */
+  const enqueue = (value: number): WeakRef<Int16Array> => {
+    const samples = new Int16Array(160).fill(value);
+    q.enqueueAudio(samples);
+    return new WeakRef(samples);
+  };
+  /** Collects garbage (WeakRef targets are kept until the current job ends) and counts survivors. */
+  const reachable = async (refs: WeakRef<Int16Array>[]): Promise<number> => {
+    await new Promise((r) => setImmediate(r));
+    gc();
+    return refs.filter((w) => w.deref() !== undefined).length;
+  };
+
+  // A prompt sent ahead (the queue never drains): 200 frames queued, 150 played.
+  const prompt = Array.from({ length: 200 }, (_, i) => enqueue(i + 1));
+  for (let i = 0; i < 150; i++) q.pull(out);
+  assert.equal(out[0], 150, 'the 150th frame played');
+  assert.equal(await reachable(prompt.slice(0, 150)), 0, 'played prompt frames released');
+  assert.equal(await reachable(prompt.slice(150)), 50, 'queued frames kept');
+
+  // A real-time app (the queue drains every tick): one frame in, one out, 100 times.
+  for (let i = 0; i < 50; i++) q.pull(out);
+  const live: WeakRef<Int16Array>[] = [];
+  for (let i = 0; i < 100; i++) {
+    live.push(enqueue(i + 1));
+    q.pull(out);
+  }
+  assert.equal(out[0], 100);
+  assert.equal(await reachable(live), 0, 'played live frames released');
 });
 
 test('playout queue: cap, checkpoints in order across frames, clear reports discarded checkpoints', () => {

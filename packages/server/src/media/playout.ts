@@ -122,7 +122,8 @@ export function catchUpFor(
 
 /** FIFO playout with checkpoints; see the module comment for the policy. */
 export class PlayoutQueue {
-  private items: Item[] = [];
+  /** Queued items from `head` on; consumed slots are emptied at once (no frame outlives its pull). */
+  private items: (Item | undefined)[] = [];
   private head = 0;
   private queued = 0;
   /** Silence samples played since the queue last ran dry mid-stream; -1: not in a dry spell. */
@@ -299,7 +300,7 @@ export class PlayoutQueue {
       const it = this.items[this.head]!;
       if (it.kind === 'checkpoint') {
         result.checkpoints.push(it.name);
-        this.head++;
+        this.pop();
         continue;
       }
       if (p >= n) break;
@@ -311,7 +312,7 @@ export class PlayoutQueue {
         p += take;
         result.audioSamples += take;
         this.queued -= take;
-        if (it.offset >= it.samples.length) this.head++;
+        if (it.offset >= it.samples.length) this.pop();
         continue;
       }
       // DTMF: occupies whole frames of silence; the leg sends the tone.
@@ -324,9 +325,13 @@ export class PlayoutQueue {
       it.remaining -= take;
       this.queued -= take;
       p += take;
-      if (it.remaining <= 0) this.head++;
+      if (it.remaining <= 0) this.pop();
     }
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      // Drained (a real-time app's queue, every few ticks): reuse the array from the start.
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
@@ -397,6 +402,15 @@ export class PlayoutQueue {
     return got;
   }
 
+  /**
+   * Moves past the head item and lets it go: a consumed frame must not stay reachable (at 50
+   * items/s a stream kept up to 20 s of played audio alive until the next compaction — ~46 MB of
+   * old-generation garbage at 100 echo calls, collected by 10–14 ms mark-compact pauses).
+   */
+  private pop(): void {
+    this.items[this.head++] = undefined;
+  }
+
   /** Consumes `count` samples of audio (all in audio items at the head: see {@link audioAhead}). */
   private consumeAudio(count: number, result: PullResult): void {
     while (count > 0) {
@@ -407,12 +421,12 @@ export class PlayoutQueue {
       it.offset += take;
       this.queued -= take;
       count -= take;
-      if (it.offset >= it.samples.length) this.head++;
+      if (it.offset >= it.samples.length) this.pop();
     }
     // Checkpoints right after the consumed audio are reached with this frame.
     while (this.head < this.items.length && this.items[this.head]!.kind === 'checkpoint') {
       result.checkpoints.push((this.items[this.head] as { name: string }).name);
-      this.head++;
+      this.pop();
     }
   }
 }
