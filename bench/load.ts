@@ -401,14 +401,14 @@ const report = {
     },
   },
   /**
-   * The load generators' own health: how late the callers sent their packets and how long the app's
-   * event loop stalled. Late or bunched input reaches the server as jitter it has to absorb.
-   */
-  /**
    * The whole machine over the steady window (`/proc/stat`, all cores): % busy, idle, and stolen by
    * the hypervisor. Steal makes every figure above worse than the code; compare runs with little.
    */
   machine: { busyPct: share('busy'), idlePct: share('idle'), stealPct: share('steal') },
+  /**
+   * The load generators' own health: how late the callers sent their packets and how long the app's
+   * event loop stalled. Late or bunched input reaches the server as jitter it has to absorb.
+   */
   peers: {
     callersSendLatenessMs: callerReport.sendLateness,
     appEventLoopDelayMs: {
