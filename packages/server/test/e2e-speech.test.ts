@@ -180,7 +180,8 @@ test('echo check: delay growth anywhere is allowed, even in the last second; a d
   const frameCount = Math.floor(callerPcm.length / 160);
   const check = (echo: Int16Array) => frameEchoAlignment(callerPcm, echo, { maxLag: 4000 });
 
-  // Grows 480 → 800 mid-call and → 1120 in the last half second of speech (the shape of a CI failure that a check by 1 s pieces missed).
+  // Grows 480 → 800 mid-call and → 1120 in the last half second of speech: the shape of a CI run
+  // that a check by 1 s pieces failed wrongly (a change inside the last piece has no next piece).
   const grown = check(delayed([0, 165, frameCount - 30], [480, 800, 1120]));
   assert.equal(grown.damaged, 0);
   assert.deepEqual(grown.lags, [480, 800, 1120]);
