@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { newUuid, type StreamParams } from '@callstream/protocol';
-import { PTIME_MS, TICK_SLOTS, type Clock, type MediaClock } from '../clock/clock.js';
+import { PTIME_MS, TICK_SLOTS, mod, type Clock, type MediaClock } from '../clock/clock.js';
 import type { Config } from '../config/config.js';
 import { attachStatusCallbacks } from '../callbacks/stream-callbacks.js';
 import type { HttpCallbackSender } from '../callbacks/http-callbacks.js';
@@ -229,7 +229,7 @@ export class Call {
         this.debugLog.add(
           'info',
           'send_phase',
-          `RTP send slot ${slot} → ${(slot! + step + TICK_SLOTS) % TICK_SLOTS} (app audio arrives ${this.sendPhase.estimate()!.phaseMs.toFixed(1)} ms into the tick)`,
+          `RTP send slot ${slot} → ${mod(slot! + step, TICK_SLOTS)} (app audio arrives ${this.sendPhase.estimate()!.phaseMs.toFixed(1)} ms into the tick)`,
         );
       }
     }

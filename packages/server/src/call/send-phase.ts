@@ -1,4 +1,4 @@
-import { PTIME_MS, SLOT_MS, TICK_SLOTS } from '../clock/clock.js';
+import { PTIME_MS, SLOT_MS, TICK_SLOTS, mod } from '../clock/clock.js';
 
 /** Tuning of {@link SendPhase}; the defaults are what the server uses. */
 export interface SendPhaseOptions {
@@ -45,8 +45,7 @@ export interface SendPhaseOptions {
  *
  * The slot should be due just *after* the arrivals, by a lead of 3σ − 3.5 ms (at least `minLeadMs`,
  * 4 by default; at most 8): the frame is then queued when its slot comes and waits `lead` + up to
- * one slot (5 ms). A
- * straggler up to 4 ms past the slot is still sent on arrival (the tick's grace window holds the
+ * one slot (5 ms). A straggler up to 4 ms past the slot is still sent on arrival (the tick's grace window holds the
  * packet), so 3σ of jitter costs nothing. A slot due *before* the arrivals would be a trap: the first
  * frame of a talk spurt finds no packet held for it, waits almost a whole tick, and every later
  * frame then waits behind one — a steady 18 ms that looks like no backlog at all (measured: 20 echo
@@ -61,7 +60,8 @@ export interface SendPhaseOptions {
  * Jitter has tails σ does not see (a stall of the app, or of this server, delays a few frames by
  * 10 ms or more). When the call's frame was held for audio that then came after the grace window
  * ({@link late}), the lead grows by 2 ms (up to 10 ms more), and it shrinks again by 1 ms per 30 s
- * without such a straggler (slowly: every move back and forth costs two uneven packet intervals) — an adaptive target delay, as jitter buffers keep one.
+ * without such a straggler (slowly: every move back and forth costs two uneven packet intervals) —
+ * an adaptive target delay, as jitter buffers keep one.
  *
  * Pure: fed phases and ticks, returns decisions. Source: design.md "Real-time rules" (one media clock).
  */
@@ -105,8 +105,7 @@ export class SendPhase {
   /** Mean arrival phase, ms in [0, 20), and how tightly arrivals cluster (0…1); null before any. */
   estimate(): { phaseMs: number; concentration: number } | null {
     if (this.arrivals === 0) return null;
-    let p = (Math.atan2(this.y, this.x) * PTIME_MS) / (2 * Math.PI);
-    if (p < 0) p += PTIME_MS;
+    const p = mod((Math.atan2(this.y, this.x) * PTIME_MS) / (2 * Math.PI), PTIME_MS);
     return { phaseMs: p, concentration: Math.hypot(this.x, this.y) };
   }
 
@@ -181,8 +180,4 @@ function wrap(x: number): number {
   if (v <= -PTIME_MS / 2) v += PTIME_MS;
   if (v > PTIME_MS / 2) v -= PTIME_MS;
   return v;
-}
-
-function mod(a: number, n: number): number {
-  return ((a % n) + n) % n;
 }

@@ -42,6 +42,15 @@ export const TICK_SLOTS = 4;
 /** Distance between two send slots, ms. */
 export const SLOT_MS = PTIME_MS / TICK_SLOTS;
 
+/**
+ * `a` modulo `n` in [0, n) — a position on a circle (send slots, the 20 ms period). JS's `%` keeps
+ * the sign of `a`, which once put a slot's skipped count wrong after 40 ms of clock (991540b).
+ */
+export function mod(a: number, n: number): number {
+  const r = a % n;
+  return r < 0 ? r + n : r;
+}
+
 /** Where {@link MediaClock.onTick} puts a handler: a slot 0…3, or `'spread'`: the least used one. */
 export type TickSlot = number | 'spread';
 
@@ -131,8 +140,7 @@ export class TickSlots {
   /** Adds (or re-adds) `handler` in `slot`; returns the slot used. */
   add(handler: TickHandler, slot: TickSlot = 0): number {
     this.remove(handler);
-    const s =
-      slot === 'spread' ? this.leastUsed() : ((Math.trunc(slot) % TICK_SLOTS) + TICK_SLOTS) % TICK_SLOTS;
+    const s = slot === 'spread' ? this.leastUsed() : mod(Math.trunc(slot), TICK_SLOTS);
     const e: SlotEntry = { handler, slot: s, last: -1, notBefore: -1 };
     this.entries.set(handler, e);
     this.bySlot[s]!.add(e);
@@ -155,7 +163,7 @@ export class TickSlots {
     const e = this.entries.get(handler);
     if (!e || e.notBefore > e.last) return false;
     this.bySlot[e.slot]!.delete(e);
-    e.slot = (e.slot + step + TICK_SLOTS) % TICK_SLOTS;
+    e.slot = mod(e.slot + step, TICK_SLOTS);
     this.bySlot[e.slot]!.add(e);
     if (e.last >= 0) e.notBefore = e.last + TICK_SLOTS + step;
     return true;

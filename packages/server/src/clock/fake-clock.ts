@@ -1,6 +1,7 @@
 import {
   PTIME_MS,
   SLOT_MS,
+  mod,
   TickSlots,
   type Clock,
   type MediaClock,
@@ -77,8 +78,7 @@ export class FakeClock implements Clock, MediaClock {
   }
 
   phaseMs(): number {
-    const x = (this.current - this.start) % PTIME_MS;
-    return x < 0 ? x + PTIME_MS : x;
+    return mod(this.current - this.start, PTIME_MS);
   }
 
   deferTick(fn: () => boolean | void): boolean {

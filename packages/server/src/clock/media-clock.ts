@@ -4,6 +4,7 @@ import {
   TICK_SLOTS,
   TickSlots,
   PTIME_MS,
+  mod,
   type MediaClock,
   type TickHandler,
   type TickSlot,
@@ -139,8 +140,7 @@ export class RealMediaClock implements MediaClock {
   }
 
   phaseMs(): number {
-    const x = (this.monotonic() - this.t0) % PTIME_MS;
-    return x < 0 ? x + PTIME_MS : x;
+    return mod(this.monotonic() - this.t0, PTIME_MS);
   }
 
   private start(): void {
@@ -258,7 +258,7 @@ export class RealMediaClock implements MediaClock {
       const giveUp = due - maxSubTicks;
       for (let s = 0; s < TICK_SLOTS; s++) {
         if (!this.slots.has(s)) continue;
-        const first = ((((s - this.m - 1) % TICK_SLOTS) + TICK_SLOTS) % TICK_SLOTS) + 1; // first k: (m + k) in slot s
+        const first = mod(s - this.m - 1, TICK_SLOTS) + 1; // first k: (m + k) in slot s
         behind[s] = first > giveUp ? 0 : Math.floor((giveUp - first) / TICK_SLOTS) + 1;
         this.stats.skipped += behind[s]!;
       }
