@@ -54,8 +54,12 @@ test('accelerate: a voiced frame loses whole pitch periods, seamlessly; noise is
   assert.throws(() => accelerateFrame(new Int16Array(10), out, options), RangeError);
 });
 
-/** A live app feeding one 20 ms frame of a continuous voiced signal per tick, with a stall. */
-function liveRun(catchUp: boolean, stallTicks: number) {
+/**
+ * A live app feeding one 20 ms frame of a continuous voiced signal per tick, with a stall at ticks
+ * 50…50+stallTicks; with `jitter`, it also holds its frames for 3 ticks out of every 10 (then sends
+ * them together) — enough to break every standing-backlog window.
+ */
+function liveRun(catchUp: boolean, stallTicks: number, jitter = false, ticks = 200) {
   const q = new PlayoutQueue({
     frameSamples: N,
     capSamples: 8000 * 40,
@@ -66,8 +70,9 @@ function liveRun(catchUp: boolean, stallTicks: number) {
   const depth: number[] = [];
   let played = 0;
   let pending = 0; // frames held back by the stall
-  for (let tick = 0; tick < 200; tick++) {
-    if (tick >= 50 && tick < 50 + stallTicks) pending++;
+  for (let tick = 0; tick < ticks; tick++) {
+    const held = (tick >= 50 && tick < 50 + stallTicks) || (jitter && tick % 10 >= 3 && tick % 10 < 6);
+    if (held) pending++;
     else {
       for (let k = 0; k <= pending; k++) q.enqueueAudio(voiced(N, N * sent++));
       pending = 0;
@@ -95,6 +100,45 @@ test('catch-up: after a 100 ms stall of a live app the queue is back to its old 
   assert.equal(fixed.q.drySpellSamples, 5 * N, 'the stall put 5 frames of silence inside the talk');
   assert.equal(fixed.played + fixed.q.acceleratedSamples + fixed.q.queuedSamples, fixed.sent * N);
   assert.equal(plain.played + plain.q.queuedSamples, plain.sent * N);
+});
+
+test('catch-up: a 400 ms stall (longer than a 200 ms gap) is recovered when the app repays it at once, even amid jitter that breaks every standing-backlog window', () => {
+  const run = liveRun(true, 20, true, 400);
+  // The 20 held frames come back together at tick 70; the stall's silence is the lateness.
+  assert.ok(run.depth[70]! >= 19 * N, `the backlog right after the stall: ${run.depth[70]}`);
+  const tail = run.depth.slice(-100);
+  assert.ok(Math.max(...tail) <= 3 * N, `back to the jitter's own depth: max ${Math.max(...tail)}`);
+  assert.ok(run.q.acceleratedSamples > 20 * N, `stall + jitter recovered: ${run.q.acceleratedSamples}`);
+  assert.equal(run.played + run.q.acceleratedSamples + run.q.queuedSamples, run.sent * N);
+
+  // Longer than a second is a pause, whatever follows: the delay stays (nothing to recover from).
+  const long = liveRun(true, 60, false, 200);
+  assert.ok(long.depth.at(-1)! >= 59 * N, `a 1.2 s stall is kept: ${long.depth.at(-1)}`);
+});
+
+test('catch-up: after a 300 ms pause (no checkpoint) a new utterance is never touched — at real-time pace, at 2× in 40 ms chunks, or a whole prompt at once', () => {
+  const frame = new Int16Array(N);
+  const resume = (feed: (q: PlayoutQueue, tick: number) => void) => {
+    const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+    q.enqueueAudio(voiced(N));
+    q.pull(frame); // the last frame before the pause: the queue runs dry
+    for (let t = 0; t < 15; t++) q.pull(frame.fill(0));
+    let out = 0;
+    for (let t = 0; t < 150; t++) {
+      feed(q, t);
+      out += q.pull(frame.fill(0)).audioSamples;
+    }
+    return { q, out };
+  };
+  const live = resume((q, t) => t < 100 && q.enqueueAudio(voiced(N, N * t)));
+  assert.equal(live.q.acceleratedSamples, 0, 'real-time pace');
+  assert.equal(live.out, 100 * N);
+  const pipecat = resume((q, t) => t < 50 && q.enqueueAudio(voiced(2 * N, 2 * N * t)));
+  assert.equal(pipecat.q.acceleratedSamples, 0, '2× in 40 ms chunks');
+  assert.equal(pipecat.out, 100 * N);
+  const prompt = resume((q, t) => t === 0 && q.enqueueAudio(voiced(100 * N)));
+  assert.equal(prompt.q.acceleratedSamples, 0, 'a whole prompt at once');
+  assert.equal(prompt.out, 100 * N);
 });
 
 test('catch-up never touches audio sent ahead: a prompt in a burst, or after a pause that ended at a checkpoint', () => {

@@ -11,13 +11,14 @@
  * this server stalled — so the queue runs dry mid-stream and silence goes out (or the media clock
  * skips ticks), and then the late frames arrive together. A plain FIFO keeps that delay for the
  * rest of the call: every later frame waits behind the bunch. So the queue keeps a *lateness*
- * account per talk session: silence played in dry spells of at most `maxGapSamples` and ticks the
- * clock skipped are added, and while lateness remains, frames are played with one pitch period
+ * account per talk session: silence played in dry spells of at most `maxGapSamples` (or in longer
+ * stalls, below) and ticks the clock skipped are added, and while lateness remains, frames are played with one pitch period
  * removed ({@link accelerateFrame}, as adaptive jitter buffers do) — several periods while more than
  * {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a whole frame — until the delay is
  * recovered. Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue more
- * than four frames deeper than the lateness ends the session, and so do a dry spell longer than
- * `maxGapSamples` (a pause), running dry at a checkpoint (an utterance ended), DTMF and `clear`.
+ * than four frames deeper than the lateness ends the session, and so do a pause (a dry spell longer
+ * than `maxGapSamples` that was not a stall, below), running dry at a checkpoint (an utterance
+ * ended), DTMF and `clear`.
  * Nothing is dropped: every sample plays, some pitch periods overlap-added, silent frames possibly
  * skipped.
  *
@@ -31,6 +32,16 @@
  * frames (a steady depth, not a burst draining), then `min` was never needed and is lateness to
  * recover. This also recovers what a stall of more than four frames left behind (the dry-spell
  * account gives that up as audio sent ahead).
+ *
+ * A stall longer than `maxGapSamples` (200 ms) is told from a pause by what follows it: an app
+ * that was late owes the audio of the silence and delivers it at once — a real-time app's backlog
+ * arrives together when its stall ends (or the caller's, whose late packets it echoes) — while an
+ * app resuming after a pause starts a new utterance, at real-time pace or a few times faster. So
+ * a dry spell of up to {@link STALL_MAX_FRAMES} frames is lateness when at least
+ * {@link STALL_REPAID} of its length in audio arrives before the second pull after the audio
+ * resumed; otherwise it was a pause. (Before this, every dry spell over 200 ms was a pause, and on
+ * a disturbed machine each stall of the app or the callers added its length to the playout delay
+ * for good, unless a steady half second followed: delays of seconds at 200 echo calls, issue 6.)
  */
 
 /** Lateness (frames) beyond which catch-up may remove several pitch periods per frame. */
@@ -38,6 +49,12 @@ export const FAST_CATCH_UP_FRAMES = 3;
 
 /** Pulls (20 ms each) per standing-backlog window: 0.5 s. */
 export const BACKLOG_WINDOW = 25;
+
+/** Longest dry spell (frames: 1 s) that may still count as a stall (see the module comment). */
+export const STALL_MAX_FRAMES = 50;
+
+/** Share of a long dry spell the app must repay at once for it to count as a stall. */
+export const STALL_REPAID = 0.8;
 
 /**
  * A per-tick CPU budget for catch-up, shared by every stream of the process: at most `perTick`
@@ -100,7 +117,10 @@ export interface PlayoutQueueOptions {
   onFirstPull?: (receivedAt: number) => void;
   /** Catch-up after late audio (see the module comment); off when absent. */
   catchUp?: {
-    /** A dry spell longer than this (samples) is a pause of the app, not lateness. */
+    /**
+     * A dry spell up to this long (samples) is lateness when audio resumes; a longer one (up to
+     * {@link STALL_MAX_FRAMES}) only if the app then repays it at once (see the module comment).
+     */
     maxGapSamples: number;
     /** Pitch search range and limits of {@link accelerateFrame} (`maxRemove` is the lateness). */
     minPeriod: number;
@@ -130,6 +150,13 @@ export class PlayoutQueue {
   private gap = -1;
   /** Lateness of this talk session still to recover, samples (see the module comment). */
   private lateness = 0;
+  /**
+   * Audio resumed after a dry spell longer than `maxGapSamples`: its length (samples; -1: none), the
+   * audio enqueued since and the pulls since — stall or pause is decided within two pulls.
+   */
+  private resumeGap = -1;
+  private resumeEnqueued = 0;
+  private resumePulls = 0;
   private scratch: Int16Array | null = null;
   /** Standing-backlog window (see the module comment): full pulls, samples enqueued, depth range. */
   private readonly backlog = { pulls: 0, enqueued: 0, min: Infinity, max: 0 };
@@ -179,11 +206,18 @@ export class PlayoutQueue {
     const accepted = Math.min(room, samples.length);
     const catchUp = this.options.catchUp;
     if (catchUp && this.gap >= 0 && accepted > 0) {
-      // Audio resumes after a short dry spell: the app was late by the silence played meanwhile.
-      this.lateness = Math.min(this.lateness + this.gap, this.maxLateness);
-      this.drySpellSamples += this.gap;
+      if (this.gap <= catchUp.maxGapSamples) {
+        // Audio resumes after a short dry spell: the app was late by the silence played meanwhile.
+        this.creditDrySpell(this.gap);
+      } else {
+        // A stall or a pause: told apart by how much audio comes at once (see the module comment).
+        this.resumeGap = this.gap;
+        this.resumeEnqueued = 0;
+        this.resumePulls = 0;
+      }
       this.gap = -1;
     }
+    if (this.resumeGap >= 0) this.resumeEnqueued += accepted;
     this.backlog.enqueued += accepted;
     if (accepted > 0) {
       this.items.push({
@@ -271,6 +305,14 @@ export class PlayoutQueue {
     const n = this.options.frameSamples;
     const catchUp = this.options.catchUp;
     let p = 0;
+    if (this.resumeGap >= 0) {
+      if (this.resumeEnqueued >= STALL_REPAID * this.resumeGap) {
+        this.creditDrySpell(this.resumeGap); // the app repaid the silence: it was late, not pausing
+        this.resumeGap = -1;
+      } else if (++this.resumePulls >= 2) {
+        this.resumeGap = -1; // a new utterance after a pause
+      }
+    }
     // Catch-up: while lateness remains and the app is not sending ahead — a queue more than
     // 4 frames deeper than the lateness means the app sends ahead of time: the session ends.
     if (this.lateness > 0 && this.queued - this.lateness > 4 * n) this.endSession();
@@ -337,7 +379,7 @@ export class PlayoutQueue {
     }
     this.lastPullAudio = result.audioSamples > 0;
     if (catchUp) {
-      this.trackGap(result, n, catchUp.maxGapSamples);
+      this.trackGap(result, n);
       this.trackBacklog(result, n, catchUp.minPeriod);
     }
     return result;
@@ -366,7 +408,7 @@ export class PlayoutQueue {
    * Dry-spell bookkeeping after a pull: the silence played from the moment the queue ran dry is
    * what late audio will have to recover when it arrives.
    */
-  private trackGap(result: PullResult, n: number, maxGap: number): void {
+  private trackGap(result: PullResult, n: number): void {
     if (result.dtmf.length > 0 || (result.checkpoints.length > 0 && this.isEmpty)) {
       // A digit plays, or the queue ran dry at a checkpoint (an utterance ended): what follows
       // is a pause, not lateness.
@@ -375,12 +417,19 @@ export class PlayoutQueue {
       this.gap = this.isEmpty ? n - result.audioSamples : -1; // ran dry at or inside this frame?
     } else if (this.gap >= 0) {
       this.gap += n;
-      if (this.gap > maxGap) this.endSession(); // a pause of the app
+      if (this.gap > STALL_MAX_FRAMES * n) this.endSession(); // a pause of the app
     }
+  }
+
+  /** A dry spell of `samples` turned out to be the app's lateness: recover it. */
+  private creditDrySpell(samples: number): void {
+    this.lateness = Math.min(this.lateness + samples, this.maxLateness);
+    this.drySpellSamples += samples;
   }
 
   private endSession(): void {
     this.gap = -1;
+    this.resumeGap = -1;
     this.lateness = 0;
   }
 
