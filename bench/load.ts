@@ -27,6 +27,8 @@ const { values } = parseArgs({
     playback: { type: 'string', default: 'echo' },
     noise: { type: 'boolean', default: false },
     rate: { type: 'string', default: '20' },
+    // A disturbed app: `MS/S` blocks the app's event loop for MS ms every S s (see bench/ws-app.ts).
+    'app-stall': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -117,7 +119,14 @@ const receiver = http.createServer((req, res) => {
 await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
 const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
 
-const app = await start('bench/ws-app.ts', ['--mode', playback], /listening (\d+)/);
+const appStall = values['app-stall'];
+if (appStall !== undefined && !/^\d+\/\d+(\.\d+)?$/.test(appStall))
+  throw new Error(`--app-stall must be MS/S (e.g. 300/5), got ${appStall}`);
+const app = await start(
+  'bench/ws-app.ts',
+  ['--mode', playback, ...(appStall ? ['--stall', appStall] : [])],
+  /listening (\d+)/,
+);
 appPort = Number(app.match[1]);
 
 const dir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
@@ -296,6 +305,8 @@ const report = {
   durationS: S,
   contentType,
   playback,
+  /** `--app-stall`: the app blocked its event loop for `ms` every `everyS` seconds. */
+  appStall: appStall ? { ms: Number(appStall.split('/')[0]), everyS: Number(appStall.split('/')[1]) } : null,
   noiseCancellation: values.noise,
   answered: answered.length,
   streamSeconds: +streamSeconds.toFixed(1),

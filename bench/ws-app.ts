@@ -10,7 +10,11 @@
  * before the utterance's audio could have played. `GET /stats` returns the counters as JSON; the
  * clear times (epoch ms) per bench call let the callers check that no audio follows a clear.
  *
- * Usage: `tsx bench/ws-app.ts --mode echo|burst` → prints `listening <port>`.
+ * With `--stall MS/S` the app blocks its own event loop for MS ms every S s (a busy loop: a GC pause,
+ * a CPU-bound turn of a real bot, a starved process): every stream's replies then come late and
+ * together — what server-side playout catch-up exists for.
+ *
+ * Usage: `tsx bench/ws-app.ts --mode echo|burst [--stall MS/S]` → prints `listening <port>`.
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -23,6 +27,16 @@ import { g711Encode } from '../packages/server/src/media/g711.js';
 
 const mode = process.argv.includes('--mode') ? process.argv[process.argv.indexOf('--mode') + 1] : 'echo';
 if (mode !== 'echo' && mode !== 'burst') throw new Error(`--mode must be echo or burst, got ${mode}`);
+const stall = process.argv.includes('--stall')
+  ? process.argv[process.argv.indexOf('--stall') + 1]!.split('/').map(Number)
+  : null;
+if (stall) {
+  const [ms, everyS] = stall as [number, number];
+  setInterval(() => {
+    const until = performance.now() + ms;
+    while (performance.now() < until); // the stall: nothing else runs in this process meanwhile
+  }, everyS * 1000).unref();
+}
 
 const speech = g711Encode(
   'mulaw',
