@@ -435,6 +435,8 @@ const report = {
     outOfOrder: sum(appCalls, (c) => c.acksOutOfOrder),
     ackedAfterClear: sum(appCalls, (c) => c.acksForCleared),
     ackedBeforeAudio: sum(appCalls, (c) => c.acksTooEarly),
+    /** The earliest of those, ms after its utterance began (2000 ms of audio; 1920 is the limit). */
+    earliestEarlyAckMs: Math.min(...appCalls.map((c) => c.earliestAckMs ?? Infinity)),
   },
   clears: {
     sent: sum(appCalls, (c) => c.clears),

@@ -55,6 +55,8 @@ export interface CallStats {
   acksOutOfOrder: number;
   acksForCleared: number;
   acksTooEarly: number;
+  /** Of the acknowledgements counted in `acksTooEarly`: the earliest, ms after the utterance began. */
+  earliestAckMs?: number;
   clears: number;
   clearedAcks: number;
   /** Epoch ms at which each `clearedAudio` was received. */
@@ -122,7 +124,7 @@ function echo(session: StreamSession, st: CallStats): void {
     if (++frames % 50 === 0) {
       session.checkpoint(`utt-${frames / 50}`);
       st.checkpointsSent++;
-      sentAt.push(Date.now());
+      sentAt.push(performance.now());
     }
   });
   session.on('playedStream', (e) => {
@@ -135,7 +137,7 @@ function echo(session: StreamSession, st: CallStats): void {
     // Expected: every checkpoint up to the last one acknowledged, and any sent ≥ 2 s before the
     // end (its audio had time to play even behind a deep queue); later ones may still be queued
     // when the call ends, which is correct behaviour.
-    const end = Date.now();
+    const end = performance.now();
     st.checkpointsExpected += Math.max(lastAcked, sentAt.filter((t) => end - t >= 2000).length);
   });
 }
@@ -157,7 +159,7 @@ function burst(session: StreamSession, st: CallStats): void {
     const name = `utt-${index}`;
     const start = (index * UTTERANCE_MS * 8) % Math.max(1, speech.length - UTTERANCE_MS * 8);
     const audio = speech.subarray(start, start + UTTERANCE_MS * 8);
-    const t0 = Date.now();
+    const t0 = performance.now(); // monotonic: durations only (the wall clock may be stepped)
     let off = 0;
     const sendChunk = () => {
       if (off >= audio.length) {
@@ -201,13 +203,16 @@ function burst(session: StreamSession, st: CallStats): void {
     if (sent) sent.acked = true;
     // The audio takes UTTERANCE_MS to play; after an event-loop stall the media clock may send up
     // to 3 packets back-to-back (catch-up), so allow 4 ticks of slack.
-    if (sent && Date.now() - sent.at < UTTERANCE_MS - 80) st.acksTooEarly++;
+    if (sent && performance.now() - sent.at < UTTERANCE_MS - 80) {
+      st.acksTooEarly++;
+      st.earliestAckMs = Math.min(st.earliestAckMs ?? Infinity, Math.round(performance.now() - sent.at));
+    }
   });
   session.on('close', () => {
     for (const t of timers) clearTimeout(t);
     // Expected acknowledgements: checkpoints whose utterance was not cleared and whose audio had
     // time to play before the call ended.
-    const end = Date.now();
+    const end = performance.now();
     for (const v of sentAt.values())
       if (!v.cleared && end - v.at >= UTTERANCE_MS + 200) st.checkpointsExpected++;
   });
