@@ -55,7 +55,7 @@ export interface CallStats {
   acksOutOfOrder: number;
   acksForCleared: number;
   acksTooEarly: number;
-  /** Of the acknowledgements counted in `acksTooEarly`: the earliest, ms after the utterance began. */
+  /** Of the acknowledgements counted in `acksTooEarly`: the earliest, ms after its audio began. */
   earliestAckMs?: number;
   clears: number;
   clearedAcks: number;
@@ -151,7 +151,7 @@ function burst(session: StreamSession, st: CallStats): void {
     }, ms);
     timers.add(t);
   };
-  const sentAt = new Map<string, { at: number; cleared: boolean; acked: boolean }>();
+  const sentAt = new Map<string, { at: number; ms: number; cleared: boolean; acked: boolean }>();
   let lastAcked = -1;
   let k = 0;
   const utterance = () => {
@@ -159,15 +159,21 @@ function burst(session: StreamSession, st: CallStats): void {
     const name = `utt-${index}`;
     const start = (index * UTTERANCE_MS * 8) % Math.max(1, speech.length - UTTERANCE_MS * 8);
     const audio = speech.subarray(start, start + UTTERANCE_MS * 8);
-    const t0 = performance.now(); // monotonic: durations only (the wall clock may be stepped)
+    // The audio the checkpoint waits for: what was sent since this utterance's clear, if the clear
+    // came first (a slow app may still be sending when it fires), else all of it. Timed on the
+    // monotonic clock.
+    let playFrom = -1;
+    let audioMs = 0;
     let off = 0;
     const sendChunk = () => {
       if (off >= audio.length) {
         session.checkpoint(name);
         st.checkpointsSent++;
-        sentAt.set(name, { at: t0, cleared: false, acked: false });
+        sentAt.set(name, { at: playFrom, ms: audioMs, cleared: false, acked: false });
         return;
       }
+      if (playFrom < 0) playFrom = performance.now();
+      audioMs += (CHUNK_BYTES / 8000) * 1000;
       session.playAudio(audio.subarray(off, off + CHUNK_BYTES), {
         contentType: 'audio/x-mulaw',
         sampleRate: 8000,
@@ -181,6 +187,8 @@ function burst(session: StreamSession, st: CallStats): void {
       later(CLEAR_AT_MS, () => {
         session.clearAudio();
         st.clears++;
+        playFrom = -1;
+        audioMs = 0;
       });
     }
     later(CYCLE_MS, utterance);
@@ -201,9 +209,9 @@ function burst(session: StreamSession, st: CallStats): void {
     lastAcked = n;
     if (sent?.cleared) st.acksForCleared++;
     if (sent) sent.acked = true;
-    // The audio takes UTTERANCE_MS to play; after an event-loop stall the media clock may send up
-    // to 3 packets back-to-back (catch-up), so allow 4 ticks of slack.
-    if (sent && performance.now() - sent.at < UTTERANCE_MS - 80) {
+    // Its audio takes `ms` to play; after an event-loop stall the media clock may send up to 3
+    // packets back-to-back (catch-up), so allow 4 ticks of slack.
+    if (sent && performance.now() - sent.at < sent.ms - 80) {
       st.acksTooEarly++;
       st.earliestAckMs = Math.min(st.earliestAckMs ?? Infinity, Math.round(performance.now() - sent.at));
     }
