@@ -139,6 +139,21 @@ test('catch-up: after a 300 ms pause (no checkpoint) a new utterance is never to
   const prompt = resume((q, t) => t === 0 && q.enqueueAudio(voiced(100 * N)));
   assert.equal(prompt.q.acceleratedSamples, 0, 'a whole prompt at once');
   assert.equal(prompt.out, 100 * N);
+
+  // Lateness still owed when the app paused (its audio ran out before catch-up could recover it)
+  // is forgotten with the pause: the next utterance is not sped up to pay it.
+  const owed = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  owed.enqueueAudio(voiced(N));
+  owed.pull(frame);
+  for (let t = 0; t < 3; t++) owed.pull(frame.fill(0)); // a 60 ms dry spell…
+  owed.enqueueAudio(voiced(N)); // …repaid by one frame only, then the app pauses
+  assert.equal(owed.latenessSamples, 3 * N);
+  for (let t = 0; t < 16; t++) owed.pull(frame.fill(0));
+  for (let t = 0; t < 50; t++) {
+    owed.enqueueAudio(voiced(2 * N, 2 * N * t)); // the next utterance, 2× in 40 ms chunks
+    owed.pull(frame.fill(0));
+  }
+  assert.equal(owed.acceleratedSamples, 0, 'the lateness owed before a 300 ms pause');
 });
 
 test('catch-up never touches audio sent ahead: a prompt in a burst, or after a pause that ended at a checkpoint', () => {

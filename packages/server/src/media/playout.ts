@@ -12,13 +12,13 @@
  * skips ticks), and then the late frames arrive together. A plain FIFO keeps that delay for the
  * rest of the call: every later frame waits behind the bunch. So the queue keeps a *lateness*
  * account per talk session: silence played in dry spells of at most `maxGapSamples` (or in longer
- * stalls, below) and ticks the clock skipped are added, and while lateness remains, frames are played with one pitch period
- * removed ({@link accelerateFrame}, as adaptive jitter buffers do) — several periods while more than
- * {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a whole frame — until the delay is
- * recovered. Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue more
- * than four frames deeper than the lateness ends the session, and so do a pause (a dry spell longer
- * than `maxGapSamples` that was not a stall, below), running dry at a checkpoint (an utterance
- * ended), DTMF and `clear`.
+ * stalls, below) and ticks the clock skipped are added, and while lateness remains, frames are
+ * played with one pitch period removed ({@link accelerateFrame}, as adaptive jitter buffers do) —
+ * several periods while more than {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a
+ * whole frame — until the delay is recovered. Audio an app sends ahead of time (a prompt in a
+ * burst) is never touched: a queue more than four frames deeper than the lateness ends the
+ * session, and so do a pause (a dry spell longer than `maxGapSamples` that was not a stall,
+ * below), running dry at a checkpoint (an utterance ended), DTMF and `clear`.
  * Nothing is dropped: every sample plays, some pitch periods overlap-added, silent frames possibly
  * skipped.
  *
@@ -379,7 +379,7 @@ export class PlayoutQueue {
     }
     this.lastPullAudio = result.audioSamples > 0;
     if (catchUp) {
-      this.trackGap(result, n);
+      this.trackGap(result, n, catchUp.maxGapSamples);
       this.trackBacklog(result, n, catchUp.minPeriod);
     }
     return result;
@@ -408,7 +408,7 @@ export class PlayoutQueue {
    * Dry-spell bookkeeping after a pull: the silence played from the moment the queue ran dry is
    * what late audio will have to recover when it arrives.
    */
-  private trackGap(result: PullResult, n: number): void {
+  private trackGap(result: PullResult, n: number, maxGap: number): void {
     if (result.dtmf.length > 0 || (result.checkpoints.length > 0 && this.isEmpty)) {
       // A digit plays, or the queue ran dry at a checkpoint (an utterance ended): what follows
       // is a pause, not lateness.
@@ -417,7 +417,11 @@ export class PlayoutQueue {
       this.gap = this.isEmpty ? n - result.audioSamples : -1; // ran dry at or inside this frame?
     } else if (this.gap >= 0) {
       this.gap += n;
-      if (this.gap > STALL_MAX_FRAMES * n) this.endSession(); // a pause of the app
+      // Longer than a short gap: a stall or a pause. Lateness still owed from before is dropped
+      // either way (a stall is credited in full when it is repaid; a pause must not speed up the
+      // next utterance); past STALL_MAX_FRAMES it is a pause whatever follows.
+      if (this.gap > maxGap) this.lateness = 0;
+      if (this.gap > STALL_MAX_FRAMES * n) this.endSession();
     }
   }
 
