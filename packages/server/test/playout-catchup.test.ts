@@ -302,7 +302,10 @@ test('fast catch-up: 200 ms late (10 frames) is recovered by removing several pi
 });
 
 /** 10 live streams whose apps all stall for ticks 50–54 and then send the 5 held frames at once. */
-function stalledTogether(budget: CatchUpBudget | null) {
+function stalledTogether(
+  budget: CatchUpBudget | null,
+  audio: (samples: number, from: number) => Int16Array = voiced,
+) {
   const streams = Array.from({ length: 10 }, () => ({
     q: new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) }),
     sent: 0,
@@ -318,7 +321,7 @@ function stalledTogether(budget: CatchUpBudget | null) {
     let accelerated = 0;
     for (const s of tickOrder(order, tick)) {
       if (tick < 50 || tick >= 55) {
-        for (let k = 0; k < (tick === 55 ? 6 : 1); k++) s.q.enqueueAudio(voiced(N, N * s.sent++));
+        for (let k = 0; k < (tick === 55 ? 6 : 1); k++) s.q.enqueueAudio(audio(N, N * s.sent++));
       }
       const before = s.q.acceleratedSamples;
       frame.fill(0);
@@ -350,6 +353,19 @@ test('catch-up budget: 10 streams stalled together accelerate at most 3 frames p
   const turns = streams.map((s) => s.turns);
   assert.ok(Math.max(...turns) - Math.min(...turns) <= 3, `turns shared: ${turns.join(' ')}`);
   for (const s of streams) assert.equal(s.played + s.q.acceleratedSamples + s.q.queuedSamples, s.sent * N);
+});
+
+test('catch-up budget: silence needs no pitch search and is not held back by the budget — 10 silent streams stalled together recover in the same few ticks as without one', () => {
+  const silence = (samples: number) => new Int16Array(samples);
+  const budget = new CatchUpBudget(1);
+  const limited = stalledTogether(budget, silence);
+  const free = stalledTogether(null, silence);
+  assert.equal(budget.refused, 0, 'never asked');
+  assert.equal(limited.maxPerTick, 10, 'all 10 drop a silent frame in the same tick');
+  assert.deepEqual([...limited.recoveredAt.values()], [...free.recoveredAt.values()]);
+  assert.ok(Math.max(...limited.recoveredAt.values()) <= 56 + 5, 'a whole frame per tick: 5 ticks');
+  for (const s of limited.streams)
+    assert.equal(s.played + s.q.acceleratedSamples + s.q.queuedSamples, s.sent * N);
 });
 
 test('tick order: subscription order rotated one place per tick', () => {

@@ -166,7 +166,7 @@ export class Metrics {
         'time between consecutive RTP packets of a call leaving the server (20 ms ideal)',
       ) +
       `# HELP callstream_rtp_send_interval_outside_total RTP send intervals outside 20 ± 5 ms\n# TYPE callstream_rtp_send_interval_outside_total counter\ncallstream_rtp_send_interval_outside_total ${l.rtpSendInterval.countOutside(15, 25)}\n` +
-      `# HELP callstream_playout_catch_up_refused_total frames played without catch-up because the tick's catch-up budget (stream.playoutCatchUpFramesPerTick) was spent\n# TYPE callstream_playout_catch_up_refused_total counter\ncallstream_playout_catch_up_refused_total ${this.runtime.catchUpBudget.refused}\n` +
+      `# HELP callstream_playout_catch_up_refused_total frames of speech played without catch-up because the tick's budget of pitch searches (stream.playoutCatchUpFramesPerTick) was spent\n# TYPE callstream_playout_catch_up_refused_total counter\ncallstream_playout_catch_up_refused_total ${this.runtime.catchUpBudget.refused}\n` +
       (this.runtime.mediaClockStats
         ? `# HELP callstream_media_ticks_skipped_total ticks given up after a stall longer than the catch-up budget\n# TYPE callstream_media_ticks_skipped_total counter\ncallstream_media_ticks_skipped_total ${this.runtime.mediaClockStats.skipped}\n` +
           `# HELP callstream_media_ticks_preempted_total ticks run from inside an I/O batch once 4 ms late (instead of after the batch)\n# TYPE callstream_media_ticks_preempted_total counter\ncallstream_media_ticks_preempted_total ${this.runtime.mediaClockStats.preempted}\n` +

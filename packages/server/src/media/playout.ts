@@ -58,8 +58,9 @@ export const STALL_REPAID = 0.8;
 
 /**
  * A per-tick CPU budget for catch-up, shared by every stream of the process: at most `perTick`
- * accelerated frames per media-clock tick. Each costs a pitch search; after a stall every stream
- * is late at once, and unbounded catch-up then lengthens the very ticks that are already late — a
+ * pitch searches (frames of speech to accelerate) per media-clock tick; a silent frame goes whole
+ * without one and is not counted. Each search costs ~25 µs; after a stall every stream is late at
+ * once, and unbounded catch-up then lengthens the very ticks that are already late — a
  * feedback loop measured at 200 echo calls (issue 6: tick p50 4.1 ms, playAudio→RTP p99 1.2 s).
  * A stream refused this tick keeps its lateness and plays its frame as is; the media clock rotates
  * which call ticks first, so refusals are shared. Pure: keyed by the tick's time, no timers — so
@@ -69,13 +70,13 @@ export const STALL_REPAID = 0.8;
 export class CatchUpBudget {
   private tickMs = NaN;
   private used = 0;
-  /** Accelerated frames refused (metrics). */
+  /** Searches refused (metrics). */
   refused = 0;
 
   /** @param perTick accelerated frames allowed per tick (≥ 1) */
   constructor(readonly perTick: number) {}
 
-  /** True (and counted) if one more stream may accelerate its frame in the tick of `tickMs`. */
+  /** True (and counted) if one more stream may search its frame in the tick of `tickMs`. */
   take(tickMs: number): boolean {
     if (tickMs !== this.tickMs) {
       this.tickMs = tickMs;
@@ -293,8 +294,9 @@ export class PlayoutQueue {
    * Takes the next 20 ms: writes queued audio into `frame` (which the caller zero-fills) and
    * reports checkpoints reached and DTMF digits starting. A DTMF item starts on a frame boundary.
    * The result is this queue's own object, valid until the next pull.
-   * @param mayAccelerate asked only when catch-up would remove samples from this frame; false
-   *   plays it as is (the lateness stays for a later pull) — see {@link CatchUpBudget}
+   * @param mayAccelerate asked only when catch-up would search this frame for a pitch period to
+   *   remove (a silent frame needs no search and does not ask); false plays it as is (the lateness
+   *   stays for a later pull) — see {@link CatchUpBudget}
    */
   pull(frame: Int16Array, mayAccelerate?: () => boolean): PullResult {
     // One result object per queue, reset on every pull (50 pulls per second per stream).
@@ -323,13 +325,15 @@ export class PlayoutQueue {
       // accelerate"), so a deep backlog is gone in about half the time at the same search cost.
       const fast = this.lateness > FAST_CATCH_UP_FRAMES * n;
       const extra = this.audioAhead(n + Math.min(Math.max(catchUp.maxPeriod, n), removable));
-      if (extra > n && (!mayAccelerate || mayAccelerate())) {
+      if (extra > n) {
+        // (a silent frame goes without a pitch search, so without asking the CPU budget)
         const removed = accelerateFrame(this.scratch!.subarray(0, extra), frame, {
           minPeriod: catchUp.minPeriod,
           maxPeriod: catchUp.maxPeriod,
           maxSilenceRemove: n,
           maxRemove: removable,
           ...(fast ? { multiplesUpTo: n } : {}),
+          ...(mayAccelerate ? { maySearch: mayAccelerate } : {}),
         });
         this.lateness -= removed;
         this.acceleratedSamples += removed;

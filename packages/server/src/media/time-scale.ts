@@ -29,6 +29,12 @@ export interface AccelerateOptions {
    * `maxPeriod` (the search is the costly part). Default: one period.
    */
   multiplesUpTo?: number;
+  /**
+   * Asked once before a pitch search — the costly part (~25 µs a frame); a silent frame needs none
+   * and does not ask. `false` leaves the frame as is (a plain copy, 0 returned). The playout's
+   * per-tick CPU budget ({@link CatchUpBudget} in playout.ts). Default: always search.
+   */
+  maySearch?: () => boolean;
 }
 
 /**
@@ -60,7 +66,7 @@ export function accelerateFrame(input: Int16Array, out: Int16Array, options: Acc
   let period: number;
   if (energy / (n + maxSilence) < silenceRms * silenceRms) {
     period = maxSilence; // nothing to keep in shape: as much as allowed
-  } else if (maxP >= options.minPeriod) {
+  } else if (maxP >= options.minPeriod && (!options.maySearch || options.maySearch())) {
     const minCorrelation = options.minCorrelation ?? 0.6;
     const found = bestPeriod(input, maxP, options.minPeriod, maxP);
     period = found.correlation >= minCorrelation ? found.period : 0;
