@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CallersReport } from './callers.js';
 import type { CallStats } from './ws-app.js';
+import { FORGONE_REASONS } from '../packages/server/src/media/playout.js';
 
 const { values } = parseArgs({
   options: {
@@ -363,6 +364,16 @@ const report = {
         (1000 * delta('callstream_playout_dry_spell_seconds_total')) /
         Math.max(1, answered.length)
       ).toFixed(1),
+      /** Lateness catch-up gave up, ms per stream by reason (see media/playout.ts ForgoneReason). */
+      forgoneMsPerStream: Object.fromEntries(
+        FORGONE_REASONS.map((reason) => [
+          reason,
+          +(
+            (1000 * delta(`callstream_playout_lateness_forgone_seconds_total{reason="${reason}"}`)) /
+            Math.max(1, answered.length)
+          ).toFixed(1),
+        ]),
+      ),
     },
     /**
      * Echo mode, measured by the callers on their own clock: own frame sent → the same audio back.

@@ -139,6 +139,8 @@ test('catch-up: after a 300 ms pause (no checkpoint) a new utterance is never to
   const prompt = resume((q, t) => t === 0 && q.enqueueAudio(voiced(100 * N)));
   assert.equal(prompt.q.acceleratedSamples, 0, 'a whole prompt at once');
   assert.equal(prompt.out, 100 * N);
+  // (it repaid the pause's 15 frames and more: credited, then given up as audio sent ahead)
+  assert.equal(prompt.q.forgoneSamples.ahead, 15 * N);
 
   // Lateness still owed when the app paused (its audio ran out before catch-up could recover it)
   // is forgotten with the pause: the next utterance is not sped up to pay it.
@@ -154,6 +156,7 @@ test('catch-up: after a 300 ms pause (no checkpoint) a new utterance is never to
     owed.pull(frame.fill(0));
   }
   assert.equal(owed.acceleratedSamples, 0, 'the lateness owed before a 300 ms pause');
+  assert.deepEqual(owed.forgoneSamples, { ahead: 0, pause: 3 * N, checkpoint: 0, dtmf: 0, clear: 0, cap: 0 });
 });
 
 test('catch-up never touches audio sent ahead: a prompt in a burst, or after a pause that ended at a checkpoint', () => {

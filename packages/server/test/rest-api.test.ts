@@ -340,6 +340,7 @@ test('/metrics exposes live calls, streams and counters in Prometheus format', a
   ]) {
     assert.match(text, new RegExp(`^${name} \\d+`, 'm'), name);
   }
+  assert.match(text, /^callstream_playout_lateness_forgone_seconds_total\{reason="ahead"\} \d+/m);
   assert.ok(Number(/^callstream_media_frames_sent_total (\d+)/m.exec(text)![1]) > 0);
 });
 

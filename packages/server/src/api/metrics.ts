@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Runtime } from '../app.js';
 import type { Records } from '../store/records.js';
 import type { Stream } from '../stream/stream.js';
+import { FORGONE_REASONS } from '../media/playout.js';
 
 /** The metrics registry of one server. */
 export class Metrics {
@@ -18,6 +19,8 @@ export class Metrics {
     reconnects: 0,
     catchUpMs: 0,
     drySpellMs: 0,
+    /** Lateness given up, ms by reason (media/playout.ts). */
+    forgoneMs: {} as Record<string, number>,
   };
   private readonly live = new Set<Stream>();
   private readonly extra: Array<() => string> = [];
@@ -99,6 +102,20 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc((self.ended.drySpellMs + sum((s) => s.playoutDrySpellMs)) / 1000);
+      },
+    });
+    new Counter({
+      name: 'callstream_playout_lateness_forgone_seconds_total',
+      help: 'playout lateness given up by catch-up without recovering it, by reason: ahead (the app sent ahead), pause, checkpoint, dtmf, clear (never owed) or cap (over 1 s)',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const total: Record<string, number> = {};
+        for (const reason of FORGONE_REASONS) total[reason] = self.ended.forgoneMs[reason] ?? 0;
+        for (const s of self.live)
+          for (const [k, v] of Object.entries(s.playoutForgoneMs)) total[k] = (total[k] ?? 0) + v;
+        for (const [reason, ms] of Object.entries(total)) this.inc({ reason }, ms / 1000);
       },
     });
     new Gauge({
@@ -190,6 +207,8 @@ export class Metrics {
       this.ended.reconnects += stream.stats.reconnects;
       this.ended.catchUpMs += stream.playoutCatchUpMs;
       this.ended.drySpellMs += stream.playoutDrySpellMs;
+      for (const [k, v] of Object.entries(stream.playoutForgoneMs))
+        this.ended.forgoneMs[k] = (this.ended.forgoneMs[k] ?? 0) + v;
     });
   }
 }

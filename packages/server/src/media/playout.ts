@@ -98,6 +98,16 @@ type Item =
   | { kind: 'checkpoint'; name: string }
   | { kind: 'dtmf'; digit: string; remaining: number; started: boolean };
 
+/**
+ * Why catch-up gave lateness up (see the module comment): the app sent ahead (a queue more than
+ * four frames deeper than the lateness), a pause (a dry spell past `maxGapSamples` not repaid), the
+ * queue ran dry at a checkpoint, a DTMF digit, `clear`, or the 1 s cap on lateness.
+ */
+export const FORGONE_REASONS = ['ahead', 'pause', 'checkpoint', 'dtmf', 'clear', 'cap'] as const;
+
+/** One of {@link FORGONE_REASONS}. */
+export type ForgoneReason = (typeof FORGONE_REASONS)[number];
+
 /** What one {@link PlayoutQueue.pull} produced. */
 export interface PullResult {
   /** Samples of queued audio written into the frame (0 = the frame is silence). */
@@ -171,6 +181,14 @@ export class PlayoutQueue {
    * resumed (it arrived late, so the audio heard has a gap there). Counted where catch-up is on.
    */
   drySpellSamples = 0;
+  /**
+   * Lateness given up without being recovered, samples, by reason (metrics): delay that stays in
+   * the playout, or — for a pause, a checkpoint, DTMF and clear — was never owed.
+   */
+  readonly forgoneSamples = Object.fromEntries(FORGONE_REASONS.map((r) => [r, 0])) as Record<
+    ForgoneReason,
+    number
+  >;
 
   constructor(private readonly options: PlayoutQueueOptions) {}
 
@@ -266,7 +284,7 @@ export class PlayoutQueue {
     this.head = 0;
     this.queued = 0;
     this.lastPullAudio = false;
-    this.endSession();
+    this.endSession('clear');
     return { droppedSamples, droppedCheckpoints };
   }
 
@@ -281,7 +299,7 @@ export class PlayoutQueue {
       this.gap += samples; // a stall of ours, not a pause of the app
     } else if (this.queued > 0 && this.queued - this.lateness <= 4 * this.options.frameSamples) {
       // (a queue deeper than that was sent ahead: a few ticks late do not make it late)
-      this.lateness = Math.min(this.lateness + samples, this.maxLateness);
+      this.addLateness(samples);
     }
   }
 
@@ -317,7 +335,7 @@ export class PlayoutQueue {
     }
     // Catch-up: while lateness remains and the app is not sending ahead — a queue more than
     // 4 frames deeper than the lateness means the app sends ahead of time: the session ends.
-    if (this.lateness > 0 && this.queued - this.lateness > 4 * n) this.endSession();
+    if (this.lateness > 0 && this.queued - this.lateness > 4 * n) this.endSession('ahead');
     const removable = Math.min(this.lateness, this.queued - n);
     if (catchUp && removable >= catchUp.minPeriod) {
       // Up to a whole frame may go when it is silence; speech loses one period at most — or, while
@@ -399,7 +417,7 @@ export class PlayoutQueue {
       if (w.pulls < BACKLOG_WINDOW) return;
       const played = BACKLOG_WINDOW * n;
       if (Math.abs(w.enqueued - played) <= played / 10 && w.max - w.min <= 2 * n && w.min >= minPeriod) {
-        this.lateness = Math.min(Math.max(this.lateness, w.min), this.maxLateness);
+        if (w.min > this.lateness) this.addLateness(w.min - this.lateness);
       }
     }
     w.pulls = 0;
@@ -416,7 +434,7 @@ export class PlayoutQueue {
     if (result.dtmf.length > 0 || (result.checkpoints.length > 0 && this.isEmpty)) {
       // A digit plays, or the queue ran dry at a checkpoint (an utterance ended): what follows
       // is a pause, not lateness.
-      this.endSession();
+      this.endSession(result.dtmf.length > 0 ? 'dtmf' : 'checkpoint');
     } else if (result.audioSamples > 0) {
       this.gap = this.isEmpty ? n - result.audioSamples : -1; // ran dry at or inside this frame?
     } else if (this.gap >= 0) {
@@ -424,21 +442,34 @@ export class PlayoutQueue {
       // Longer than a short gap: a stall or a pause. Lateness still owed from before is dropped
       // either way (a stall is credited in full when it is repaid; a pause must not speed up the
       // next utterance); past STALL_MAX_FRAMES it is a pause whatever follows.
-      if (this.gap > maxGap) this.lateness = 0;
-      if (this.gap > STALL_MAX_FRAMES * n) this.endSession();
+      if (this.gap > maxGap && this.lateness > 0) this.endSession('pause', true);
+      if (this.gap > STALL_MAX_FRAMES * n) this.endSession('pause');
     }
   }
 
   /** A dry spell of `samples` turned out to be the app's lateness: recover it. */
   private creditDrySpell(samples: number): void {
-    this.lateness = Math.min(this.lateness + samples, this.maxLateness);
+    this.addLateness(samples);
     this.drySpellSamples += samples;
   }
 
-  private endSession(): void {
+  /** Adds lateness up to the cap (what is over it is counted as given up). */
+  private addLateness(samples: number): void {
+    const room = this.maxLateness - this.lateness;
+    this.forgoneSamples.cap += Math.max(0, samples - room);
+    this.lateness += Math.min(samples, room);
+  }
+
+  /**
+   * Ends the talk session: the lateness not yet recovered is given up (counted under `reason`).
+   * @param keepGap true: only the lateness goes; the dry spell under way is still measured
+   */
+  private endSession(reason: ForgoneReason, keepGap = false): void {
+    this.forgoneSamples[reason] += this.lateness;
+    this.lateness = 0;
+    if (keepGap) return;
     this.gap = -1;
     this.resumeGap = -1;
-    this.lateness = 0;
   }
 
   /**

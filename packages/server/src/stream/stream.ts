@@ -49,7 +49,13 @@ import {
   type CallCodec,
 } from '../media/codec.js';
 import { NoiseSuppressor } from '../media/noise-suppression.js';
-import { PlayoutQueue, catchUpFor, type CatchUpBudget, type PullResult } from '../media/playout.js';
+import {
+  PlayoutQueue,
+  catchUpFor,
+  type CatchUpBudget,
+  type ForgoneReason,
+  type PullResult,
+} from '../media/playout.js';
 import { DebugLog } from './debug-log.js';
 
 /** Record status of a stream (protocol.md §2.3). */
@@ -301,6 +307,19 @@ export class Stream {
   /** Silence played inside the app's talk sessions because its audio came late, ms (media/playout.ts). */
   get playoutDrySpellMs(): number {
     return this.playout ? (this.playout.drySpellSamples * 1000) / this.call.codec.sampleRate : 0;
+  }
+
+  /**
+   * Playout lateness given up without being recovered so far, ms by reason (media/playout.ts
+   * `ForgoneReason`; empty for one-way streams). A new object per call (metrics scrapes).
+   */
+  get playoutForgoneMs(): Partial<Record<ForgoneReason, number>> {
+    const out: Partial<Record<ForgoneReason, number>> = {};
+    if (!this.playout) return out;
+    const rate = this.call.codec.sampleRate;
+    for (const [k, v] of Object.entries(this.playout.forgoneSamples))
+      out[k as ForgoneReason] = (v * 1000) / rate;
+    return out;
   }
 
   /** Queued playback, ms (0 for one-way streams). */
