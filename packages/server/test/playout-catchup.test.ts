@@ -118,10 +118,13 @@ test('catch-up: a 400 ms stall (longer than a 200 ms gap) is recovered when the 
 
 test('catch-up: after a 300 ms pause (no checkpoint) a new utterance is never touched — at real-time pace, at 2× in 40 ms chunks, or a whole prompt at once', () => {
   const frame = new Int16Array(N);
+  // Before the pause the app streams at real-time pace (so only what follows tells pause from stall).
   const resume = (feed: (q: PlayoutQueue, tick: number) => void) => {
     const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
-    q.enqueueAudio(voiced(N));
-    q.pull(frame); // the last frame before the pause: the queue runs dry
+    for (let t = 0; t < 20; t++) {
+      q.enqueueAudio(voiced(N, N * t));
+      q.pull(frame.fill(0)); // the last one runs the queue dry
+    }
     for (let t = 0; t < 15; t++) q.pull(frame.fill(0));
     let out = 0;
     for (let t = 0; t < 150; t++) {
@@ -156,6 +159,16 @@ test('catch-up: after a 300 ms pause (no checkpoint) a new utterance is never to
     owed.pull(frame.fill(0));
   }
   assert.equal(owed.acceleratedSamples, 0, 'the lateness owed before a 300 ms pause');
+  // An app that sent a clip at once (then nothing) was not streaming: after its 300 ms pause, the
+  // next clip at once is not a repaid stall, even though it is as long as the pause.
+  const clips = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+  clips.enqueueAudio(voiced(10 * N));
+  for (let t = 0; t < 10 + 15; t++) clips.pull(frame.fill(0));
+  clips.enqueueAudio(voiced(15 * N));
+  let clipOut = 0;
+  for (let t = 0; t < 20; t++) clipOut += clips.pull(frame.fill(0)).audioSamples;
+  assert.equal(clips.acceleratedSamples, 0, 'a clip after a pause plays as sent');
+  assert.equal(clipOut, 15 * N);
   assert.deepEqual(owed.forgoneSamples, { ahead: 0, pause: 3 * N, checkpoint: 0, dtmf: 0, clear: 0, cap: 0 });
 });
 

@@ -39,7 +39,11 @@
  * app resuming after a pause starts a new utterance, at real-time pace or a few times faster. So
  * a dry spell of up to {@link STALL_MAX_FRAMES} frames is lateness when at least
  * {@link STALL_REPAID} of its length in audio arrives before the second pull after the audio
- * resumed; otherwise it was a pause. (Before this, every dry spell over 200 ms was a pause, and on
+ * resumed; otherwise it was a pause. Only an app that was streaming at real-time pace when the
+ * queue ran dry can have stalled (≥ {@link STALL_PACE} of the audio played over the last
+ * {@link PACE_PULLS} pulls arrived in them, in at least {@link STALL_ACTIVE_PULLS} of them): an
+ * app whose queue ran dry because it had sent a clip or a prompt ahead and then stopped was
+ * pausing, and a short clip it sends next at once must not be sped up. (Before this, every dry spell over 200 ms was a pause, and on
  * a disturbed machine each stall of the app or the callers added its length to the playout delay
  * for good, unless a steady half second followed: delays of seconds at 200 echo calls, issue 6.)
  */
@@ -55,6 +59,15 @@ export const STALL_MAX_FRAMES = 50;
 
 /** Share of a long dry spell the app must repay at once for it to count as a stall. */
 export const STALL_REPAID = 0.8;
+
+/** Pulls over which the app's pace before a dry spell is measured (see the module comment). */
+export const PACE_PULLS = 10;
+
+/** Least pace (audio enqueued ÷ played) before a dry spell for it to count as a stall. */
+export const STALL_PACE = 0.5;
+
+/** …with audio arriving in at least this many of those pulls (not one clip sent at once). */
+export const STALL_ACTIVE_PULLS = 4;
 
 /**
  * A per-tick CPU budget for catch-up, shared by every stream of the process: at most `perTick`
@@ -168,6 +181,15 @@ export class PlayoutQueue {
   private resumeGap = -1;
   private resumeEnqueued = 0;
   private resumePulls = 0;
+  /** Samples enqueued per pull over the last PACE_PULLS pulls (a ring), their sum, and since the last pull. */
+  private readonly paceRing = new Int32Array(PACE_PULLS);
+  private paceIndex = 0;
+  private paceSum = 0;
+  private enqueuedSincePull = 0;
+  /** Pulls among the last PACE_PULLS that had audio enqueued since the one before. */
+  private paceActive = 0;
+  /** The app was streaming in real time when the current dry spell began (see the module comment). */
+  private streamingBeforeGap = false;
   private scratch: Int16Array | null = null;
   /** Standing-backlog window (see the module comment): full pulls, samples enqueued, depth range. */
   private readonly backlog = { pulls: 0, enqueued: 0, min: Infinity, max: 0 };
@@ -228,7 +250,7 @@ export class PlayoutQueue {
       if (this.gap <= catchUp.maxGapSamples) {
         // Audio resumes after a short dry spell: the app was late by the silence played meanwhile.
         this.creditDrySpell(this.gap);
-      } else {
+      } else if (this.streamingBeforeGap) {
         // A stall or a pause: told apart by how much audio comes at once (see the module comment).
         this.resumeGap = this.gap;
         this.resumeEnqueued = 0;
@@ -237,6 +259,7 @@ export class PlayoutQueue {
       this.gap = -1;
     }
     if (this.resumeGap >= 0) this.resumeEnqueued += accepted;
+    this.enqueuedSincePull += accepted;
     this.backlog.enqueued += accepted;
     if (accepted > 0) {
       this.items.push({
@@ -400,6 +423,13 @@ export class PlayoutQueue {
       this.head = 0;
     }
     this.lastPullAudio = result.audioSamples > 0;
+    const ring = this.paceRing;
+    const old = ring[this.paceIndex]!;
+    this.paceSum += this.enqueuedSincePull - old;
+    this.paceActive += (this.enqueuedSincePull > 0 ? 1 : 0) - (old > 0 ? 1 : 0);
+    ring[this.paceIndex] = this.enqueuedSincePull;
+    this.paceIndex = (this.paceIndex + 1) % PACE_PULLS;
+    this.enqueuedSincePull = 0;
     if (catchUp) {
       this.trackGap(result, n, catchUp.maxGapSamples);
       this.trackBacklog(result, n, catchUp.minPeriod);
@@ -437,6 +467,9 @@ export class PlayoutQueue {
       this.endSession(result.dtmf.length > 0 ? 'dtmf' : 'checkpoint');
     } else if (result.audioSamples > 0) {
       this.gap = this.isEmpty ? n - result.audioSamples : -1; // ran dry at or inside this frame?
+      if (this.gap >= 0)
+        this.streamingBeforeGap =
+          this.paceSum >= STALL_PACE * PACE_PULLS * n && this.paceActive >= STALL_ACTIVE_PULLS;
     } else if (this.gap >= 0) {
       this.gap += n;
       // Longer than a short gap: a stall or a pause. Lateness still owed from before is dropped
