@@ -3,9 +3,9 @@
  *  - `echo`: each inbound `media` frame is returned as a 20 ms `playAudio` (same bytes), with a
  *    `checkpoint` every 50 frames.
  *  - `burst`: behaves like Pipecat — every 3 s an utterance of 2 s of speech is sent as 40 ms chunks
- *    at twice real time, followed by a `checkpoint`; every second utterance is cut by a
- *    `clearAudio` 1.5 s after it started (a checkpoint not acknowledged before `clearedAudio` arrives
- *    must then never be acknowledged).
+ *    at twice real time, followed by a `checkpoint`; every second utterance is interrupted by a
+ *    `clearAudio` 1.5 s after it started (the app sends nothing more of it; a checkpoint not
+ *    acknowledged before `clearedAudio` arrives must then never be acknowledged).
  * Checks made here: acknowledgements arrive in order, only for checkpoints not cleared, and never
  * before the utterance's audio could have played. `GET /stats` returns the counters as JSON; the
  * clear times (epoch ms) per bench call let the callers check that no audio follows a clear.
@@ -55,7 +55,7 @@ export interface CallStats {
   acksOutOfOrder: number;
   acksForCleared: number;
   acksTooEarly: number;
-  /** Of the acknowledgements counted in `acksTooEarly`: the earliest, ms after its audio began. */
+  /** Of the acknowledgements counted in `acksTooEarly`: the earliest, ms after its utterance began. */
   earliestAckMs?: number;
   clears: number;
   clearedAcks: number;
@@ -151,7 +151,7 @@ function burst(session: StreamSession, st: CallStats): void {
     }, ms);
     timers.add(t);
   };
-  const sentAt = new Map<string, { at: number; ms: number; cleared: boolean; acked: boolean }>();
+  const sentAt = new Map<string, { at: number; cleared: boolean; acked: boolean }>();
   let lastAcked = -1;
   let k = 0;
   const utterance = () => {
@@ -159,21 +159,20 @@ function burst(session: StreamSession, st: CallStats): void {
     const name = `utt-${index}`;
     const start = (index * UTTERANCE_MS * 8) % Math.max(1, speech.length - UTTERANCE_MS * 8);
     const audio = speech.subarray(start, start + UTTERANCE_MS * 8);
-    // The audio the checkpoint waits for: what was sent since this utterance's clear, if the clear
-    // came first (a slow app may still be sending when it fires), else all of it. Timed on the
-    // monotonic clock.
-    let playFrom = -1;
-    let audioMs = 0;
+    const t0 = performance.now(); // monotonic: durations only
+    // An interrupted utterance (its clear sent) sends nothing more, as Pipecat stops its TTS output:
+    // an app slowed down by a stall would otherwise still be sending it when the clear fires, and
+    // that audio and checkpoint would rightly follow the clear.
+    let interrupted = false;
     let off = 0;
     const sendChunk = () => {
+      if (interrupted) return;
       if (off >= audio.length) {
         session.checkpoint(name);
         st.checkpointsSent++;
-        sentAt.set(name, { at: playFrom, ms: audioMs, cleared: false, acked: false });
+        sentAt.set(name, { at: t0, cleared: false, acked: false });
         return;
       }
-      if (playFrom < 0) playFrom = performance.now();
-      audioMs += (CHUNK_BYTES / 8000) * 1000;
       session.playAudio(audio.subarray(off, off + CHUNK_BYTES), {
         contentType: 'audio/x-mulaw',
         sampleRate: 8000,
@@ -185,10 +184,9 @@ function burst(session: StreamSession, st: CallStats): void {
     sendChunk();
     if (index % 2 === 1) {
       later(CLEAR_AT_MS, () => {
+        interrupted = true;
         session.clearAudio();
         st.clears++;
-        playFrom = -1;
-        audioMs = 0;
       });
     }
     later(CYCLE_MS, utterance);
@@ -209,9 +207,9 @@ function burst(session: StreamSession, st: CallStats): void {
     lastAcked = n;
     if (sent?.cleared) st.acksForCleared++;
     if (sent) sent.acked = true;
-    // Its audio takes `ms` to play; after an event-loop stall the media clock may send up to 3
-    // packets back-to-back (catch-up), so allow 4 ticks of slack.
-    if (sent && performance.now() - sent.at < sent.ms - 80) {
+    // The audio takes UTTERANCE_MS to play; after an event-loop stall the media clock may send up
+    // to 3 packets back-to-back (catch-up), so allow 4 ticks of slack.
+    if (sent && performance.now() - sent.at < UTTERANCE_MS - 80) {
       st.acksTooEarly++;
       st.earliestAckMs = Math.min(st.earliestAckMs ?? Infinity, Math.round(performance.now() - sent.at));
     }
