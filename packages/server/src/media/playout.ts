@@ -16,8 +16,8 @@
  * played with one pitch period removed ({@link accelerateFrame}, as adaptive jitter buffers do) —
  * several periods while more than {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a
  * whole frame — until the delay is recovered. Audio an app sends ahead of time (a prompt in a
- * burst) is never touched: a queue more than four frames deeper than the lateness ends the
- * session, and so do a pause (a dry spell longer than `maxGapSamples` that was not a stall,
+ * burst) is never touched: a queue deeper than the lateness by more than four frames and more
+ * than the lateness itself ends the session, and so do a pause (a dry spell longer than `maxGapSamples` that was not a stall,
  * below), running dry at a checkpoint (an utterance ended), DTMF and `clear`.
  * Nothing is dropped: every sample plays, some pitch periods overlap-added, silent frames possibly
  * skipped.
@@ -356,9 +356,13 @@ export class PlayoutQueue {
         this.resumeGap = -1; // a new utterance after a pause
       }
     }
-    // Catch-up: while lateness remains and the app is not sending ahead — a queue more than
-    // 4 frames deeper than the lateness means the app sends ahead of time: the session ends.
-    if (this.lateness > 0 && this.queued - this.lateness > 4 * n) this.endSession('ahead');
+    // Catch-up: while lateness remains and the app is not sending ahead — a queue deeper than
+    // the lateness by more than 4 frames and more than the lateness itself means the app sends
+    // ahead of time: the session ends. (Not by 4 frames alone: a real-time app's backlog over the
+    // 1 s cap, or over what a standing-backlog window saw, would wipe its whole lateness, and the
+    // delay would stay for good — the seconds of delay of disturbed runs, issue 6.)
+    if (this.lateness > 0 && this.queued - this.lateness > Math.max(4 * n, this.lateness))
+      this.endSession('ahead');
     const removable = Math.min(this.lateness, this.queued - n);
     if (catchUp && removable >= catchUp.minPeriod) {
       // Up to a whole frame may go when it is silence; speech loses one period at most — or, while
