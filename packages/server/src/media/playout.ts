@@ -17,8 +17,9 @@
  * several periods while more than {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a
  * whole frame — until the delay is recovered. Audio an app sends ahead of time (a prompt in a
  * burst) is never touched: a queue deeper than the lateness by more than four frames and more
- * than the lateness itself ends the session, and so do a pause (a dry spell longer than `maxGapSamples` that was not a stall,
- * below), running dry at a checkpoint (an utterance ended), DTMF and `clear`.
+ * than the lateness itself ends the session, and so do a pause (a dry spell longer than
+ * `maxGapSamples` that was not a stall, below), running dry at a checkpoint (an utterance ended),
+ * DTMF and `clear`.
  * Nothing is dropped: every sample plays, some pitch periods overlap-added, silent frames possibly
  * skipped.
  *
@@ -43,9 +44,10 @@
  * queue ran dry can have stalled (≥ {@link STALL_PACE} of the audio played over the last
  * {@link PACE_PULLS} pulls arrived in them, in at least {@link STALL_ACTIVE_PULLS} of them): an
  * app whose queue ran dry because it had sent a clip or a prompt ahead and then stopped was
- * pausing, and a short clip it sends next at once must not be sped up. (Before this, every dry spell over 200 ms was a pause, and on
- * a disturbed machine each stall of the app or the callers added its length to the playout delay
- * for good, unless a steady half second followed: delays of seconds at 200 echo calls, issue 6.)
+ * pausing, and a short clip it sends next at once must not be sped up. (Before this, every dry
+ * spell over 200 ms was a pause, and on a disturbed machine each stall of the app or the callers
+ * added its length to the playout delay for good, unless a steady half second followed: delays of
+ * seconds at 200 echo calls, issue 6.)
  */
 
 /** Lateness (frames) beyond which catch-up may remove several pitch periods per frame. */
@@ -112,9 +114,10 @@ type Item =
   | { kind: 'dtmf'; digit: string; remaining: number; started: boolean };
 
 /**
- * Why catch-up gave lateness up (see the module comment): the app sent ahead (a queue more than
- * four frames deeper than the lateness), a pause (a dry spell past `maxGapSamples` not repaid), the
- * queue ran dry at a checkpoint, a DTMF digit, `clear`, or the 1 s cap on lateness.
+ * Why catch-up gave lateness up (see the module comment): the app sent ahead (a queue deeper
+ * than the lateness by more than four frames and more than the lateness), a pause (a dry spell
+ * past `maxGapSamples` not repaid), the queue ran dry at a checkpoint, a DTMF digit, `clear`, or
+ * the 1 s cap on lateness.
  */
 export const FORGONE_REASONS = ['ahead', 'pause', 'checkpoint', 'dtmf', 'clear', 'cap'] as const;
 
