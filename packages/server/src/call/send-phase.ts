@@ -45,8 +45,8 @@ export interface SendPhaseOptions {
  *
  * The slot should be due just *after* the arrivals, by a lead of 3σ − 3.5 ms (at least `minLeadMs`,
  * 4 by default; at most 8): the frame is then queued when its slot comes and waits `lead` + up to
- * one slot (5 ms). A straggler up to 4 ms past the slot is still sent on arrival (the tick's grace window holds the
- * packet), so 3σ of jitter costs nothing. A slot due *before* the arrivals would be a trap: the first
+ * one slot (5 ms). A straggler up to 4 ms past the slot is still sent on arrival (the tick's grace
+ * window holds the packet), so 3σ of jitter costs nothing. A slot due *before* the arrivals would be a trap: the first
  * frame of a talk spurt finds no packet held for it, waits almost a whole tick, and every later
  * frame then waits behind one — a steady 18 ms that looks like no backlog at all (measured: 20 echo
  * calls, playAudio→RTP p50 16 ms with such a rule). The call stays while its slot is due between

@@ -262,7 +262,7 @@ export class PlayoutQueue {
       this.gap = -1;
     }
     if (this.resumeGap >= 0) this.resumeEnqueued += accepted;
-    this.enqueuedSincePull += accepted;
+    if (catchUp) this.enqueuedSincePull += accepted;
     this.backlog.enqueued += accepted;
     if (accepted > 0) {
       this.items.push({
@@ -430,6 +430,16 @@ export class PlayoutQueue {
       this.head = 0;
     }
     this.lastPullAudio = result.audioSamples > 0;
+    if (catchUp) {
+      this.trackPace();
+      this.trackGap(result, n, catchUp.maxGapSamples);
+      this.trackBacklog(result, n, catchUp.minPeriod);
+    }
+    return result;
+  }
+
+  /** The app's pace over the last PACE_PULLS pulls, after a pull (stall rule, module comment). */
+  private trackPace(): void {
     const ring = this.paceRing;
     const old = ring[this.paceIndex]!;
     this.paceSum += this.enqueuedSincePull - old;
@@ -437,11 +447,6 @@ export class PlayoutQueue {
     ring[this.paceIndex] = this.enqueuedSincePull;
     this.paceIndex = (this.paceIndex + 1) % PACE_PULLS;
     this.enqueuedSincePull = 0;
-    if (catchUp) {
-      this.trackGap(result, n, catchUp.maxGapSamples);
-      this.trackBacklog(result, n, catchUp.minPeriod);
-    }
-    return result;
   }
 
   /** Standing-backlog window after a pull (see the module comment). */
