@@ -12,16 +12,25 @@
  * skips ticks), and then the late frames arrive together. A plain FIFO keeps that delay for the
  * rest of the call: every later frame waits behind the bunch. So the queue keeps a *lateness*
  * account per talk session: silence played in dry spells of at most `maxGapSamples` (or in longer
- * stalls, below) and ticks the clock skipped are added, and while lateness remains, frames are
- * played with one pitch period removed ({@link accelerateFrame}, as adaptive jitter buffers do) —
- * several periods while more than {@link FAST_CATCH_UP_FRAMES} are late, or, in silence, up to a
- * whole frame — until the delay is recovered. Audio an app sends ahead of time (a prompt in a
- * burst) is never touched: a queue deeper than the lateness by more than four frames and more
- * than the lateness itself ends the session, and so do a pause (a dry spell longer than
- * `maxGapSamples` that was not a stall, below), running dry at a checkpoint (an utterance ended),
- * DTMF and `clear`.
+ * stalls, below) and ticks the clock skipped are added (skipped ticks only while the app streams,
+ * or the queue holds little beyond the lateness: a prompt sent ahead is not made late by them), and
+ * while lateness remains, frames are played with one pitch period removed ({@link accelerateFrame},
+ * as adaptive jitter buffers do) — several periods while more than {@link FAST_CATCH_UP_FRAMES} are
+ * late, or, in silence, up to a whole frame; past {@link DEEP_LATENESS_FRAMES}, a whole frame
+ * crossfaded when no period can be removed or the CPU budget refuses the search — until the delay
+ * is recovered. Audio an app sends ahead of time (a prompt in a burst) is never touched: a queue
+ * deeper than the lateness by more than four frames and more than the lateness itself, filled
+ * faster than {@link AHEAD_PACE} × real time, ends the session, and so do a pause (a dry spell
+ * longer than `maxGapSamples` that was not a stall, below), running dry at a checkpoint when an
+ * utterance ended (the app had sent ahead within the last second, or was not streaming: a
+ * real-time app that checkpoints as it goes keeps its account), DTMF and `clear`.
  * Nothing is dropped: every sample plays, some pitch periods overlap-added, silent frames possibly
  * skipped.
+ *
+ * The pace is what arrived over the last {@link PACE_PULLS} ticks (1 s, skipped ticks included):
+ * shorter windows misread a real-time app on a disturbed machine — its frames come in bunches of
+ * 100–200 ms — as bursts sent ahead or as pauses, and each misreading lost lateness for good
+ * (issue 6: at 27 % steal, 200 echo streams drifted to 2.3 s of delay).
  *
  * A standing backlog is lateness too. Jitter makes a real-time app's frame miss its tick now and
  * then; the tick plays silence (or the call holds its frame briefly, see Call), the next frame
@@ -53,23 +62,35 @@
 /** Lateness (frames) beyond which catch-up may remove several pitch periods per frame. */
 export const FAST_CATCH_UP_FRAMES = 3;
 
+/**
+ * Lateness (frames: 100 ms) beyond which a frame whose pitch search the CPU budget refuses, or
+ * that has no period to remove (an onset, an unvoiced sound), is still shortened — by a whole
+ * frame, crossfaded ({@link accelerateFrame}'s `fallbackRemove`). Past ~150 ms one-way delay a
+ * conversation suffers (ITU-T G.114); under overload, when searches are refused on most ticks,
+ * lateness otherwise grows faster than catch-up recovers it (issue 6: seconds of delay).
+ */
+export const DEEP_LATENESS_FRAMES = 5;
+
 /** Pulls (20 ms each) per standing-backlog window: 0.5 s. */
 export const BACKLOG_WINDOW = 25;
 
 /** Longest dry spell (frames: 1 s) that may still count as a stall (see the module comment). */
 export const STALL_MAX_FRAMES = 50;
 
+/** Least pace (audio enqueued ÷ played over the last PACE_PULLS pulls) of an app sending ahead. */
+export const AHEAD_PACE = 1.5;
+
 /** Share of a long dry spell the app must repay at once for it to count as a stall. */
 export const STALL_REPAID = 0.8;
 
-/** Pulls over which the app's pace before a dry spell is measured (see the module comment). */
-export const PACE_PULLS = 10;
+/** Pulls (1 s) over which the app's pace is measured (see the module comment). */
+export const PACE_PULLS = 50;
 
 /** Least pace (audio enqueued ÷ played) before a dry spell for it to count as a stall. */
 export const STALL_PACE = 0.5;
 
 /** …with audio arriving in at least this many of those pulls (not one clip sent at once). */
-export const STALL_ACTIVE_PULLS = 4;
+export const STALL_ACTIVE_PULLS = 10;
 
 /**
  * A per-tick CPU budget for catch-up, shared by every stream of the process: at most `perTick`
@@ -115,9 +136,9 @@ type Item =
 
 /**
  * Why catch-up gave lateness up (see the module comment): the app sent ahead (a queue deeper
- * than the lateness by more than four frames and more than the lateness), a pause (a dry spell
- * past `maxGapSamples` not repaid), the queue ran dry at a checkpoint, a DTMF digit, `clear`, or
- * the 1 s cap on lateness.
+ * than the lateness by more than four frames and more than the lateness, filled faster than
+ * real time), a pause (a dry spell past `maxGapSamples` not repaid), the queue ran dry at a
+ * checkpoint that ended an utterance, a DTMF digit, `clear`, or the 1 s cap on lateness.
  */
 export const FORGONE_REASONS = ['ahead', 'pause', 'checkpoint', 'dtmf', 'clear', 'cap'] as const;
 
@@ -191,6 +212,8 @@ export class PlayoutQueue {
   private enqueuedSincePull = 0;
   /** Pulls among the last PACE_PULLS that had audio enqueued since the one before. */
   private paceActive = 0;
+  /** Pulls since the queue last stood more than four frames beyond the lateness (sent ahead). */
+  private pullsSinceAhead = Infinity;
   /** The app was streaming in real time when the current dry spell began (see the module comment). */
   private streamingBeforeGap = false;
   private scratch: Int16Array | null = null;
@@ -321,12 +344,25 @@ export class PlayoutQueue {
   skipped(ticks: number): void {
     if (!this.options.catchUp || ticks <= 0) return;
     const samples = ticks * this.options.frameSamples;
+    const streaming = this.streaming;
+    // Skipped ticks are ticks of the app's pace too: what arrived in them counts over more time.
+    for (let i = 0; i < Math.min(ticks, PACE_PULLS); i++) this.pushPace(0);
     if (this.gap >= 0) {
       this.gap += samples; // a stall of ours, not a pause of the app
-    } else if (this.queued > 0 && this.queued - this.lateness <= 4 * this.options.frameSamples) {
-      // (a queue deeper than that was sent ahead: a few ticks late do not make it late)
+    } else if (
+      this.queued > 0 &&
+      (this.queued - this.lateness <= 4 * this.options.frameSamples || streaming)
+    ) {
+      // (a queue deeper than that and not fed at real-time pace was sent ahead: a few ticks late
+      // do not make it late)
       this.addLateness(samples);
     }
+  }
+
+  /** The app streams at real-time pace or faster, in several messages (stall rule, module comment). */
+  private get streaming(): boolean {
+    const n = this.options.frameSamples;
+    return this.paceSum >= STALL_PACE * PACE_PULLS * n && this.paceActive >= STALL_ACTIVE_PULLS;
   }
 
   /** Lateness is capped at 1 s: more than that is not a stall but a different stream. */
@@ -360,11 +396,16 @@ export class PlayoutQueue {
       }
     }
     // Catch-up: while lateness remains and the app is not sending ahead — a queue deeper than
-    // the lateness by more than 4 frames and more than the lateness itself means the app sends
-    // ahead of time: the session ends. (Not by 4 frames alone: a real-time app's backlog over the
-    // 1 s cap, or over what a standing-backlog window saw, would wipe its whole lateness, and the
-    // delay would stay for good — the seconds of delay of disturbed runs, issue 6.)
-    if (this.lateness > 0 && this.queued - this.lateness > Math.max(4 * n, this.lateness))
+    // the lateness by more than 4 frames and more than the lateness itself, filled faster than
+    // real time, means the app sends ahead of time: the session ends. (Not by depth alone: a
+    // real-time app's backlog over the 1 s cap, or left by a stall no rule credited, would wipe
+    // its whole lateness, and the delay would stay for good — the seconds of delay of disturbed
+    // runs, issue 6.)
+    if (
+      this.lateness > 0 &&
+      this.queued - this.lateness > Math.max(4 * n, this.lateness) &&
+      this.paceSum + this.enqueuedSincePull > AHEAD_PACE * PACE_PULLS * n
+    )
       this.endSession('ahead');
     const removable = Math.min(this.lateness, this.queued - n);
     if (catchUp && removable >= catchUp.minPeriod) {
@@ -381,6 +422,7 @@ export class PlayoutQueue {
           maxSilenceRemove: n,
           maxRemove: removable,
           ...(fast ? { multiplesUpTo: n } : {}),
+          ...(this.lateness > DEEP_LATENESS_FRAMES * n ? { fallbackRemove: n } : {}),
           ...(mayAccelerate ? { maySearch: mayAccelerate } : {}),
         });
         this.lateness -= removed;
@@ -431,6 +473,7 @@ export class PlayoutQueue {
     }
     this.lastPullAudio = result.audioSamples > 0;
     if (catchUp) {
+      this.pullsSinceAhead = this.queued - this.lateness > 4 * n ? 0 : this.pullsSinceAhead + 1;
       this.trackPace();
       this.trackGap(result, n, catchUp.maxGapSamples);
       this.trackBacklog(result, n, catchUp.minPeriod);
@@ -440,13 +483,29 @@ export class PlayoutQueue {
 
   /** The app's pace over the last PACE_PULLS pulls, after a pull (stall rule, module comment). */
   private trackPace(): void {
+    this.pushPace(this.enqueuedSincePull);
+    this.enqueuedSincePull = 0;
+  }
+
+  /** Adds one tick's arrivals (samples) to the pace ring. */
+  private pushPace(samples: number): void {
     const ring = this.paceRing;
     const old = ring[this.paceIndex]!;
-    this.paceSum += this.enqueuedSincePull - old;
-    this.paceActive += (this.enqueuedSincePull > 0 ? 1 : 0) - (old > 0 ? 1 : 0);
-    ring[this.paceIndex] = this.enqueuedSincePull;
+    this.paceSum += samples - old;
+    this.paceActive += (samples > 0 ? 1 : 0) - (old > 0 ? 1 : 0);
+    ring[this.paceIndex] = samples;
     this.paceIndex = (this.paceIndex + 1) % PACE_PULLS;
-    this.enqueuedSincePull = 0;
+  }
+
+  /**
+   * The queue ran dry at a checkpoint: did an utterance end (what follows is a pause), or is this
+   * a real-time app that marks its stream as it goes (what follows may be a stall's repayment)? An
+   * utterance was sent ahead — the queue stood more than four frames beyond the lateness within the
+   * last PACE_PULLS pulls — or not streamed at all; a real-time app's queue holds its lateness and
+   * jitter only.
+   */
+  private utteranceEnded(): boolean {
+    return this.pullsSinceAhead <= PACE_PULLS || !this.streaming;
   }
 
   /** Standing-backlog window after a pull (see the module comment). */
@@ -473,15 +532,13 @@ export class PlayoutQueue {
    * what late audio will have to recover when it arrives.
    */
   private trackGap(result: PullResult, n: number, maxGap: number): void {
-    if (result.dtmf.length > 0 || (result.checkpoints.length > 0 && this.isEmpty)) {
-      // A digit plays, or the queue ran dry at a checkpoint (an utterance ended): what follows
-      // is a pause, not lateness.
-      this.endSession(result.dtmf.length > 0 ? 'dtmf' : 'checkpoint');
+    if (result.dtmf.length > 0) {
+      this.endSession('dtmf'); // what follows a digit is a pause, not lateness
+    } else if (result.checkpoints.length > 0 && this.isEmpty && this.utteranceEnded()) {
+      this.endSession('checkpoint');
     } else if (result.audioSamples > 0) {
       this.gap = this.isEmpty ? n - result.audioSamples : -1; // ran dry at or inside this frame?
-      if (this.gap >= 0)
-        this.streamingBeforeGap =
-          this.paceSum >= STALL_PACE * PACE_PULLS * n && this.paceActive >= STALL_ACTIVE_PULLS;
+      if (this.gap >= 0) this.streamingBeforeGap = this.streaming;
     } else if (this.gap >= 0) {
       this.gap += n;
       // Longer than a short gap: a stall or a pause. Lateness still owed from before is dropped

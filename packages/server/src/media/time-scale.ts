@@ -35,6 +35,14 @@ export interface AccelerateOptions {
    * per-tick CPU budget ({@link CatchUpBudget} in playout.ts). Default: always search.
    */
   maySearch?: () => boolean;
+  /**
+   * When no pitch period is removed (the search was refused, or nothing correlates: an onset, an
+   * unvoiced sound), remove this many samples anyway (still ≤ `maxRemove`, the input and the
+   * frame), crossfading over the whole frame — no search, a few hundred multiply-adds. For a deep
+   * backlog under overload: a blend of two frames is heard as a slight slur; the alternative is a
+   * delay that keeps growing. Default: none.
+   */
+  fallbackRemove?: number;
 }
 
 /**
@@ -82,6 +90,9 @@ export function accelerateFrame(input: Int16Array, out: Int16Array, options: Acc
     }
   } else {
     period = 0;
+  }
+  if (period < options.minPeriod && options.fallbackRemove) {
+    period = Math.min(options.fallbackRemove, options.maxRemove, avail, n);
   }
   if (period < options.minPeriod) {
     out.set(input.subarray(0, n));
