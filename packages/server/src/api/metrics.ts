@@ -106,7 +106,7 @@ export class Metrics {
     });
     new Counter({
       name: 'callstream_playout_lateness_forgone_seconds_total',
-      help: 'playout lateness given up by catch-up without recovering it, by reason: ahead (the app sent ahead), pause, checkpoint, dtmf, clear (never owed) or cap (over 1 s)',
+      help: 'playout lateness given up by catch-up without recovering it, by reason: ahead (the app sent ahead), pause, checkpoint, dtmf, clear (never owed) or cap (over 10 s)',
       labelNames: ['reason'],
       registers: [r],
       collect() {

@@ -71,6 +71,14 @@ export const FAST_CATCH_UP_FRAMES = 3;
  */
 export const DEEP_LATENESS_FRAMES = 5;
 
+/**
+ * Cap on lateness (frames: 10 s). Lateness is only credited from evidence (dry spells of a
+ * streaming app, skipped ticks, standing backlogs) and given up at every utterance boundary, so
+ * the cap is a safety bound, not a policy: at 1 s (before), a disturbed machine's backlog of 2 s
+ * or more lost its excess for good (issue 6: 2–17 s given up per stream in overloaded runs).
+ */
+export const MAX_LATENESS_FRAMES = 500;
+
 /** Pulls (20 ms each) per standing-backlog window: 0.5 s. */
 export const BACKLOG_WINDOW = 25;
 
@@ -138,7 +146,8 @@ type Item =
  * Why catch-up gave lateness up (see the module comment): the app sent ahead (a queue deeper
  * than the lateness by more than four frames and more than the lateness, filled faster than
  * real time), a pause (a dry spell past `maxGapSamples` not repaid), the queue ran dry at a
- * checkpoint that ended an utterance, a DTMF digit, `clear`, or the 1 s cap on lateness.
+ * checkpoint that ended an utterance, a DTMF digit, `clear`, or the cap on lateness
+ * ({@link MAX_LATENESS_FRAMES}).
  */
 export const FORGONE_REASONS = ['ahead', 'pause', 'checkpoint', 'dtmf', 'clear', 'cap'] as const;
 
@@ -365,9 +374,9 @@ export class PlayoutQueue {
     return this.paceSum >= STALL_PACE * PACE_PULLS * n && this.paceActive >= STALL_ACTIVE_PULLS;
   }
 
-  /** Lateness is capped at 1 s: more than that is not a stall but a different stream. */
+  /** The cap on lateness, samples ({@link MAX_LATENESS_FRAMES}). */
   private get maxLateness(): number {
-    return 50 * this.options.frameSamples;
+    return MAX_LATENESS_FRAMES * this.options.frameSamples;
   }
 
   /**
@@ -398,7 +407,7 @@ export class PlayoutQueue {
     // Catch-up: while lateness remains and the app is not sending ahead — a queue deeper than
     // the lateness by more than 4 frames and more than the lateness itself, filled faster than
     // real time, means the app sends ahead of time: the session ends. (Not by depth alone: a
-    // real-time app's backlog over the 1 s cap, or left by a stall no rule credited, would wipe
+    // real-time app's backlog over the lateness cap, or left by a stall no rule credited, would wipe
     // its whole lateness, and the delay would stay for good — the seconds of delay of disturbed
     // runs, issue 6.)
     if (
