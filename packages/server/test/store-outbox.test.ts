@@ -73,10 +73,12 @@ test('outbox: one transaction per turn; inserts durable when they resolve; deliv
   assert.ok(performance.now() - t0 >= FINISH_DELAY_MS - 1, 'written after the delay');
   assert.deepEqual(outbox.stats, { batches: 3, rows: 10 });
   // ...and flush() writes what is waiting at once (shutdown).
-  const t1 = performance.now();
+  // (Asserted on the batch count, not on elapsed time: a slow database — PostgreSQL on a VM
+  // under steal took over 50 ms for the transaction — must not fail it.)
   void outbox.finish('d5', 'delivered', 1, null);
-  await outbox.flush();
-  assert.ok(performance.now() - t1 < FINISH_DELAY_MS, 'flush does not wait for the delay');
+  const flushed = outbox.flush();
+  assert.equal(outbox.stats.batches, 4, 'flush starts the write at once, not after the delay');
+  await flushed;
   assert.deepEqual(
     (await store.pendingOutbox()).map((r) => r.delivery_id),
     ['d6'],
