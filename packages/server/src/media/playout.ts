@@ -94,7 +94,10 @@ export const STALL_REPAID = 0.8;
 /** Pulls (1 s) over which the app's pace is measured (see the module comment). */
 export const PACE_PULLS = 50;
 
-/** Least pace (audio enqueued ÷ played) before a dry spell for it to count as a stall. */
+/**
+ * Least pace (audio enqueued ÷ played over PACE_PULLS) of an app that streams: a dry spell may then
+ * be a stall, skipped ticks make it late, and a checkpoint on an empty queue may be mid-stream.
+ */
 export const STALL_PACE = 0.5;
 
 /** …with audio arriving in at least this many of those pulls (not one clip sent at once). */
@@ -368,7 +371,10 @@ export class PlayoutQueue {
     }
   }
 
-  /** The app streams at real-time pace or faster, in several messages (stall rule, module comment). */
+  /**
+   * The app streams at real-time pace or faster, in several messages: {@link STALL_PACE} and
+   * {@link STALL_ACTIVE_PULLS} over the pace ring (stall rule, skipped ticks, checkpoints).
+   */
   private get streaming(): boolean {
     const n = this.options.frameSamples;
     return this.paceSum >= STALL_PACE * PACE_PULLS * n && this.paceActive >= STALL_ACTIVE_PULLS;
