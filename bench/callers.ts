@@ -95,11 +95,39 @@ export interface CallersReport {
    * content only.
    */
   echoRoundTrip: { p50: number; p99: number; max: number; count: number };
+  /**
+   * The echo round trip second by second (seconds since the callers started, ramp-up included):
+   * frames measured, mean and max ms, and how many took over 100 ms — drift (a delay that grows
+   * and stays) and bursts (one bad second) look different here, and both look alike in a p99.
+   */
+  echoRoundTripTimeline: EchoSecond[];
+}
+
+/** One second of {@link CallersReport.echoRoundTripTimeline}. */
+export interface EchoSecond {
+  /** Seconds since the callers started. */
+  s: number;
+  frames: number;
+  meanMs: number;
+  maxMs: number;
+  over100: number;
 }
 
 const intervals = new LatencyHistogram();
 const sendLateness = new LatencyHistogram();
 const echoRoundTrip = new LatencyHistogram();
+const startedAt = performance.now();
+/** Per second since `startedAt`: [frames, sum ms, max ms, over 100 ms]. */
+const timeline: Array<[number, number, number, number]> = [];
+/** Records one echo round trip of `ms` measured at `at` (performance.now() ms). */
+function recordEcho(at: number, ms: number): void {
+  echoRoundTrip.record(ms);
+  const t = (timeline[Math.floor((at - startedAt) / 1000)] ??= [0, 0, 0, 0]);
+  t[0]++;
+  t[1] += ms;
+  if (ms > t[2]) t[2] = ms;
+  if (ms > 100) t[3]++;
+}
 let sentOver20 = 0;
 let intervalsOut = 0;
 let intervalsTotal = 0;
@@ -159,7 +187,7 @@ function place(index: number): Promise<void> {
           if (own !== undefined) {
             result.ownSpeechPackets++;
             // The fixture loops every 7.4 s: the frame's last sending is the one that came back.
-            if (own >= 0 && at >= sentAt[own]!) echoRoundTrip.record(at - sentAt[own]!);
+            if (own >= 0 && at >= sentAt[own]!) recordEcho(at, at - sentAt[own]!);
           }
         }
       },
@@ -242,6 +270,15 @@ const report: CallersReport = {
     max: echoRoundTrip.max,
     count: echoRoundTrip.count,
   },
+  echoRoundTripTimeline: [...timeline.entries()]
+    .filter(([, t]) => t !== undefined && t[0] > 0)
+    .map(([second, t]) => ({
+      s: second,
+      frames: t[0],
+      meanMs: +(t[1] / t[0]).toFixed(1),
+      maxMs: +t[2].toFixed(1),
+      over100: t[3],
+    })),
 };
 const out = JSON.stringify(report) + '\n';
 // Exit only once the (possibly large) report has been flushed to the pipe.

@@ -1,6 +1,7 @@
 /**
  * Load benchmark (issue 6): `npm run bench -- --calls N --duration S [--content-type T]
- * [--playback echo|burst] [--noise] [--rate R] [--out report.json]`.
+ * [--playback echo|burst] [--noise] [--rate R] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]]
+ * [--out report.json]`.
  *
  * Starts, each as its own process: callstream (`serve` with a real configuration: SQLite file in a
  * temp dir, status callbacks to a receiver here), the WebSocket application (bench/ws-app.ts), and
@@ -19,6 +20,7 @@ import { parseArgs } from 'node:util';
 import type { CallersReport } from './callers.js';
 import type { CallStats } from './ws-app.js';
 import { FORGONE_REASONS } from '../packages/server/src/media/playout.js';
+import { Freezer, parseFreeze } from './freeze.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +32,9 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '20' },
     // A disturbed app: `MS/S` blocks the app's event loop for MS ms every S s (see bench/ws-app.ts).
     'app-stall': { type: 'string' },
+    // A disturbed machine: `DUTY/MS` freezes server, app and callers independently (bench/freeze.ts).
+    freeze: { type: 'string' },
+    'freeze-seed': { type: 'string', default: '1' },
     out: { type: 'string' },
   },
 });
@@ -39,6 +44,7 @@ const contentType = values['content-type'];
 const playback = values.playback;
 if (!['echo', 'burst'].includes(playback)) throw new Error('--playback must be echo or burst');
 if (!(N > 0 && S > 0)) throw new Error('--calls and --duration must be positive');
+const freezeSpec = values.freeze ? parseFreeze(values.freeze, Number(values['freeze-seed'])) : null;
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const children: ChildProcess[] = [];
@@ -224,6 +230,11 @@ const callers = spawn(
   { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
 );
 children.push(callers);
+const freezer = freezeSpec
+  ? new Freezer(freezeSpec, { server: pid, app: app.child.pid!, callers: callers.pid! })
+  : null;
+freezer?.start();
+process.on('exit', () => freezer?.stop());
 let callersOut = '';
 // Steady state: from all calls up to the first hang-up (no set-up or warm-up in the CPU figure).
 const steady: {
@@ -252,6 +263,7 @@ callers.stdout.on('data', (d: Buffer) => {
   }
 });
 await new Promise<void>((r) => callers.on('exit', () => r()));
+freezer?.stop();
 clearInterval(sampler);
 await new Promise((r) => setTimeout(r, 2000)); // hangups, stops and their callbacks
 const m1 = await metrics();
@@ -279,7 +291,8 @@ const steadyCpu =
   mUp && mEnd
     ? (mEnd.get('process_cpu_seconds_total') ?? 0) - (mUp.get('process_cpu_seconds_total') ?? 0)
     : NaN;
-const q = (name: string, quantile: string) => 1000 * (m1.get(`${name}{quantile="${quantile}"}`) ?? NaN);
+const q = (name: string, quantile: string) =>
+  +(1000 * (m1.get(`${name}{quantile="${quantile}"}`) ?? NaN)).toFixed(3);
 const sum = <T>(xs: T[], f: (x: T) => number) => xs.reduce((s, x) => s + f(x), 0);
 const appCalls = Object.values(appStats.calls);
 let audioAfterClear = 0;
@@ -308,6 +321,8 @@ const report = {
   playback,
   /** `--app-stall`: the app blocked its event loop for `ms` every `everyS` seconds. */
   appStall: appStall ? { ms: Number(appStall.split('/')[0]), everyS: Number(appStall.split('/')[1]) } : null,
+  /** `--freeze`: each process frozen about `duty` of the time, 5…`maxMs` ms at a time; what was done. */
+  freeze: freezeSpec && freezer ? { ...freezeSpec, done: freezer.stats } : null,
   noiseCancellation: values.noise,
   answered: answered.length,
   streamSeconds: +streamSeconds.toFixed(1),
@@ -385,6 +400,8 @@ const report = {
       p99: callerReport.echoRoundTrip.p99,
       max: +callerReport.echoRoundTrip.max.toFixed(2),
       frames: callerReport.echoRoundTrip.count,
+      /** Second by second (callers' clock, from their start): see callers.ts. */
+      timeline: callerReport.echoRoundTripTimeline,
     },
   },
   /** Outgoing RTP inter-packet interval as packets leave the server (its own send timestamps). */
@@ -485,6 +502,12 @@ const json = JSON.stringify(full, null, 2);
 if (values.out) writeFileSync(values.out, json + '\n');
 console.log(json);
 const l = report.latencyMs;
+if (playback === 'echo' && l.echoRoundTripAtCallers.timeline.length > 0)
+  console.log(
+    `TIMELINE echo round trip at callers, mean (max) ms by second: ${l.echoRoundTripAtCallers.timeline
+      .map((t) => `${t.s}:${Math.round(t.meanMs)}(${Math.round(t.maxMs)})`)
+      .join(' ')}`,
+  );
 console.log(
   `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms, ` +
@@ -494,6 +517,7 @@ console.log(
     `rtp send interval p50/p99 ${report.outgoingRtpIntervalMs.p50}/${report.outgoingRtpIntervalMs.p99} ms (${(100 * report.outgoingRtpIntervalMs.shareOutside20pm5).toFixed(2)} % outside 20±5; at callers ${(100 * report.arrivalIntervalAtCallersMs.shareOutside20pm5).toFixed(2)} %), ` +
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
     `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}); ` +
+    (freezeSpec ? `freeze ${freezeSpec.duty}/${freezeSpec.maxMs} seed ${freezeSpec.seed}, ` : '') +
     `machine busy ${report.machine.busyPct} % steal ${report.machine.stealPct} %, callers > 20 ms late ${report.peers.callersSendLatenessMs.over20}× → ${ok ? 'PASS' : 'FAIL'}` +
     `; budget ${budgetMisses.length === 0 ? 'met' : `missed (${budgetMisses.join('; ')})`}`,
 );
