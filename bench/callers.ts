@@ -117,6 +117,7 @@ const intervals = new LatencyHistogram();
 const sendLateness = new LatencyHistogram();
 const echoRoundTrip = new LatencyHistogram();
 const startedAt = performance.now();
+process.stdout.write('#started\n'); // the orchestrator's timelines count seconds from here
 /** Per second since `startedAt`: [frames, sum ms, max ms, over 100 ms]. */
 const timeline: Array<[number, number, number, number]> = [];
 /** Records one echo round trip of `ms` measured at `at` (performance.now() ms). */

@@ -235,6 +235,53 @@ const freezer = freezeSpec
   : null;
 freezer?.start();
 process.on('exit', () => freezer?.stop());
+/**
+ * The server's playout second by second (seconds since the callers started, as in their echo
+ * timeline), per live stream:
+ * queued playback and the part of it catch-up knows is late (lateness), and what catch-up recovered,
+ * dry spells credited and lateness given up during that second. Where a delay lives: a queue with
+ * lateness is being recovered; a queue without it is audio sent ahead or delay no rule credited; a
+ * long echo round trip with a short queue is waiting in socket buffers.
+ */
+const playoutTimeline: Array<{
+  s: number;
+  streams: number;
+  queueMs: number;
+  latenessMs: number;
+  catchUpMs: number;
+  drySpellMs: number;
+  forgoneMs: number;
+}> = [];
+let sampling = true;
+let callersStarted: () => void;
+const timelineDone = (async () => {
+  await new Promise<void>((r) => (callersStarted = r));
+  const callersStartedAt = performance.now();
+  let prev = m0;
+  const forgone = (m: Map<string, number>) =>
+    FORGONE_REASONS.reduce(
+      (a, r) => a + (m.get(`callstream_playout_lateness_forgone_seconds_total{reason="${r}"}`) ?? 0),
+      0,
+    );
+  for (let k = 1; sampling; k++) {
+    await new Promise((r) => setTimeout(r, Math.max(0, callersStartedAt + 1000 * k - performance.now())));
+    const m = await metrics().catch(() => null);
+    if (!m) continue;
+    const streams = m.get('callstream_live_streams') ?? 0;
+    const per = (x: number) => +(x / Math.max(1, streams)).toFixed(1);
+    const grew = (name: string) => (m.get(name) ?? 0) - (prev.get(name) ?? 0);
+    playoutTimeline.push({
+      s: k,
+      streams,
+      queueMs: per(m.get('callstream_playout_queue_ms') ?? 0),
+      latenessMs: per(m.get('callstream_playout_lateness_ms') ?? 0),
+      catchUpMs: per(1000 * grew('callstream_playout_catchup_seconds_total')),
+      drySpellMs: per(1000 * grew('callstream_playout_dry_spell_seconds_total')),
+      forgoneMs: per(1000 * (forgone(m) - forgone(prev))),
+    });
+    prev = m;
+  }
+})();
 let callersOut = '';
 // Steady state: from all calls up to the first hang-up (no set-up or warm-up in the CPU figure).
 const steady: {
@@ -249,6 +296,7 @@ const steady: {
 } = {};
 callers.stdout.on('data', (d: Buffer) => {
   callersOut += d.toString();
+  if (callersOut.includes('#started\n')) callersStarted();
   if (!steady.up && callersOut.includes('#all-up\n')) {
     steady.upAt = performance.now();
     steady.mainCpuUp = mainThreadCpuSeconds();
@@ -264,6 +312,9 @@ callers.stdout.on('data', (d: Buffer) => {
 });
 await new Promise<void>((r) => callers.on('exit', () => r()));
 freezer?.stop();
+sampling = false;
+callersStarted!(); // (if they never said so)
+await timelineDone;
 clearInterval(sampler);
 await new Promise((r) => setTimeout(r, 2000)); // hangups, stops and their callbacks
 const m1 = await metrics();
@@ -414,6 +465,8 @@ const report = {
       Math.max(1, delta('callstream_rtp_send_interval_seconds_count'))
     ).toFixed(5),
   },
+  /** Per live stream, second by second: see `playoutTimeline` above. */
+  playoutTimeline,
   /** The same intervals as the callers read the packets (adds the callers' own event-loop jitter). */
   arrivalIntervalAtCallersMs: {
     p50: callerReport.intervals.p50,
@@ -506,6 +559,13 @@ if (playback === 'echo' && l.echoRoundTripAtCallers.timeline.length > 0)
   console.log(
     `TIMELINE echo round trip at callers, mean (max) ms by second: ${l.echoRoundTripAtCallers.timeline
       .map((t) => `${t.s}:${Math.round(t.meanMs)}(${Math.round(t.maxMs)})`)
+      .join(' ')}`,
+  );
+if (playoutTimeline.length > 0)
+  console.log(
+    `PLAYOUT per stream by second, queue/lateness ms: ${playoutTimeline
+      .filter((t) => t.streams > 0)
+      .map((t) => `${t.s}:${Math.round(t.queueMs)}/${Math.round(t.latenessMs)}`)
       .join(' ')}`,
   );
 console.log(

@@ -336,6 +336,7 @@ test('/metrics exposes live calls, streams and counters in Prometheus format', a
     'callstream_ws_reconnects_total',
     'callstream_callbacks_pending',
     'callstream_playout_queue_ms',
+    'callstream_playout_lateness_ms',
     'callstream_playout_dry_spell_seconds_total',
   ]) {
     assert.match(text, new RegExp(`^${name} \\d+`, 'm'), name);

@@ -150,6 +150,14 @@ export class Metrics {
         this.set(sum((s) => s.playoutQueuedMs));
       },
     });
+    new Gauge({
+      name: 'callstream_playout_lateness_ms',
+      help: 'playout lateness still to recover by catch-up over all streams, ms (part of the queued playback)',
+      registers: [r],
+      collect() {
+        this.set(sum((s) => s.playoutLatenessMs));
+      },
+    });
   }
 
   /** Adds exposition text produced at scrape time (e.g. SIP/RTP counters). */

@@ -322,6 +322,15 @@ export class Stream {
     return out;
   }
 
+  /**
+   * Playout lateness still to recover, ms (media/playout.ts: late audio the queue holds that catch-up
+   * will remove; 0 for one-way streams). Queued audio beyond it is audio the app sent ahead — or
+   * delay no rule has credited.
+   */
+  get playoutLatenessMs(): number {
+    return this.playout ? (this.playout.latenessSamples * 1000) / this.call.codec.sampleRate : 0;
+  }
+
   /** Queued playback, ms (0 for one-way streams). */
   get playoutQueuedMs(): number {
     return this.playout ? (this.playout.queuedSamples * 1000) / this.call.codec.sampleRate : 0;
