@@ -400,6 +400,45 @@ test('catch-up budget: silence needs no pitch search and is not held back by the
     assert.equal(s.played + s.q.acceleratedSamples + s.q.queuedSamples, s.sent * N);
 });
 
+test('accelerate period hint: a lag near the last period that correlates well enough is taken without the full search; otherwise the full search runs; the hint follows what was found', () => {
+  // Period 100 exactly, but 50 nearly: lag 50 correlates (5000² − 2000²)/(5000² + 2000²) ≈ 0.72.
+  const input = new Int16Array(N + 120);
+  for (let i = 0; i < input.length; i++)
+    input[i] = Math.round(5000 * Math.sin((2 * Math.PI * i) / 50) + 2000 * Math.sin((2 * Math.PI * i) / 100));
+  const out = new Int16Array(N);
+  const none = { period: 0 };
+  assert.equal(
+    accelerateFrame(input, out, { ...options, periodHint: none }),
+    100,
+    'full search: the best lag',
+  );
+  assert.equal(none.period, 100, 'the hint learns the period found');
+  const near = { period: 51 };
+  assert.equal(
+    accelerateFrame(input, out, { ...options, periodHint: near }),
+    50,
+    'near the hint, ≥ 0.7: taken',
+  );
+  assert.equal(near.period, 50);
+  const far = { period: 33 };
+  assert.equal(
+    accelerateFrame(input, out, { ...options, periodHint: far }),
+    100,
+    'nothing near 33: full search',
+  );
+  assert.equal(far.period, 100);
+  // Nothing found (search refused, silence): the hint is kept for the next voiced frame.
+  const kept = { period: 51 };
+  accelerateFrame(input, out, { ...options, periodHint: kept, maySearch: () => false });
+  accelerateFrame(new Int16Array(N + 120), out, { ...options, periodHint: kept });
+  assert.equal(kept.period, 51);
+  // With fast multiples the hint keeps the base period, not the multiple removed.
+  const long = voiced(2 * N);
+  const base = { period: 50 };
+  assert.equal(accelerateFrame(long, out, { ...options, multiplesUpTo: N, periodHint: base }), 150);
+  assert.equal(base.period, 50);
+});
+
 test('accelerate fallback: a frame with no period to remove (search refused, or noise) still loses `fallbackRemove` samples, crossfaded over the frame', () => {
   const input = voiced(2 * N);
   const out = new Int16Array(N);

@@ -106,7 +106,7 @@ export const STALL_ACTIVE_PULLS = 10;
 /**
  * A per-tick CPU budget for catch-up, shared by every stream of the process: at most `perTick`
  * pitch searches (frames of speech to accelerate) per media-clock tick; a silent frame goes whole
- * without one and is not counted. Each search costs ~25 µs; after a stall every stream is late at
+ * without one and is not counted. Each search costs ~15 µs (`npm run bench:catch-up`); after a stall every stream is late at
  * once, and unbounded catch-up then lengthens the very ticks that are already late — a
  * feedback loop measured at 200 echo calls (issue 6: tick p50 4.1 ms, playAudio→RTP p99 1.2 s).
  * A stream refused this tick keeps its lateness and plays its frame as is; the media clock rotates
@@ -249,6 +249,9 @@ export class PlayoutQueue {
     ForgoneReason,
     number
   >;
+
+  /** The app's voice pitch as catch-up last found it ({@link accelerateFrame}'s `periodHint`). */
+  private readonly pitch = { period: 0 };
 
   constructor(private readonly options: PlayoutQueueOptions) {}
 
@@ -439,6 +442,7 @@ export class PlayoutQueue {
           ...(fast ? { multiplesUpTo: n } : {}),
           ...(this.lateness > DEEP_LATENESS_FRAMES * n ? { fallbackRemove: n } : {}),
           ...(mayAccelerate ? { maySearch: mayAccelerate } : {}),
+          periodHint: this.pitch,
         });
         this.lateness -= removed;
         this.acceleratedSamples += removed;

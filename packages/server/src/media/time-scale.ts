@@ -30,7 +30,7 @@ export interface AccelerateOptions {
    */
   multiplesUpTo?: number;
   /**
-   * Asked once before a pitch search — the costly part (~25 µs a frame); a silent frame needs none
+   * Asked once before a pitch search — the costly part (~15 µs a frame); a silent frame needs none
    * and does not ask. `false` leaves the frame as is (a plain copy, 0 returned). The playout's
    * per-tick CPU budget ({@link CatchUpBudget} in playout.ts). Default: always search.
    */
@@ -43,7 +43,26 @@ export interface AccelerateOptions {
    * delay that keeps growing. Default: none.
    */
   fallbackRemove?: number;
+  /**
+   * The stream's pitch, carried from frame to frame (in and out; one object per stream): in, the
+   * period last found (0: none); out, the period this frame's search found, if it found one
+   * (otherwise left as it was: silence, a refused search or an unvoiced sound between two voiced
+   * ones do not lose the speaker's pitch). A voice's pitch drifts slowly, so the lags within
+   * ±{@link HINT_SPAN} of the last period are tried first, at full resolution (5 correlations
+   * instead of ~55): if the best correlates ≥ {@link HINT_CORRELATION}, it is taken without the
+   * full search; otherwise the full search runs. Default: always the full search.
+   */
+  periodHint?: { period: number };
 }
+
+/** Lags either side of {@link AccelerateOptions.periodHint} tried before a full pitch search. */
+export const HINT_SPAN = 2;
+
+/**
+ * Normalised correlation a lag near the hinted period needs to be taken without the full search —
+ * stricter than the 0.6 a full search's best needs, since the full search could have found better.
+ */
+export const HINT_CORRELATION = 0.7;
 
 /**
  * Writes `out.length` samples into `out` from the start of `input`, removing `removed` samples
@@ -54,8 +73,9 @@ export interface AccelerateOptions {
  *
  * so `out[0]` continues the previous frame and `out[n − 1]` is followed by `input[n + P]`. P is the
  * lag in `[minPeriod, min(maxPeriod, maxRemove, input.length − n, n)]` that best correlates the frame
- * with itself (one pitch period), or its largest correlating multiple up to `multiplesUpTo`; in
- * silence P is as large as allowed (`maxSilenceRemove`).
+ * with itself (one pitch period; the best lag near `periodHint` when that correlates well enough),
+ * or its largest correlating multiple up to `multiplesUpTo`; in silence P is as large as allowed
+ * (`maxSilenceRemove`).
  *
  * @param input at least `out.length` samples; the `input.length − out.length` extra ones are what
  *   may be removed
@@ -76,8 +96,20 @@ export function accelerateFrame(input: Int16Array, out: Int16Array, options: Acc
     period = maxSilence; // nothing to keep in shape: as much as allowed
   } else if (maxP >= options.minPeriod && (!options.maySearch || options.maySearch())) {
     const minCorrelation = options.minCorrelation ?? 0.6;
-    const found = bestPeriod(input, maxP, options.minPeriod, maxP);
+    const hint = options.periodHint?.period ?? 0;
+    let found =
+      hint >= options.minPeriod && hint <= maxP
+        ? bestNear(
+            input,
+            maxP,
+            Math.max(options.minPeriod, hint - HINT_SPAN),
+            Math.min(maxP, hint + HINT_SPAN),
+          )
+        : null;
+    if (!found || found.correlation < Math.max(HINT_CORRELATION, minCorrelation))
+      found = bestPeriod(input, maxP, options.minPeriod, maxP);
     period = found.correlation >= minCorrelation ? found.period : 0;
+    if (period > 0 && options.periodHint) options.periodHint.period = period; // before multiples
     const maxMultiple = Math.min(options.multiplesUpTo ?? 0, options.maxRemove, avail, n);
     if (period > 0 && maxMultiple >= 2 * period) {
       for (let k = Math.floor(maxMultiple / period); k > 1; k--) {
@@ -142,9 +174,19 @@ function bestPeriod(
       coarse = p;
     }
   }
-  let period = coarse;
-  best = -2;
-  for (let p = Math.max(minP, coarse - 2); p <= Math.min(maxP, coarse + 2); p++) {
+  return bestNear(x, len, Math.max(minP, coarse - 2), Math.min(maxP, coarse + 2));
+}
+
+/** The lag in `[from, to]` at which `x` best repeats itself over `len` samples, at full resolution. */
+function bestNear(
+  x: Int16Array,
+  len: number,
+  from: number,
+  to: number,
+): { period: number; correlation: number } {
+  let period = from;
+  let best = -2;
+  for (let p = from; p <= to; p++) {
     const c = correlationAt(x, len, p, 1);
     if (c > best) {
       best = c;
