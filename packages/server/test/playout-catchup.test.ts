@@ -297,6 +297,46 @@ test('standing backlog: a live app whose frames wait behind 3 extra frames (no s
   assert.equal(wobble.acceleratedSamples, 0, 'jitter that empties the queue is not a standing backlog');
 });
 
+test('long standing backlog: a jittery real-time app (bunches of 5 frames) whose 3 s backlog drained into the queue at once is brought back within seconds; a 2× stream, a prompt at once, or 1.2× real time is not', () => {
+  const frame = new Int16Array(N);
+  /** Feeds `feed(tick)` frames per tick for `ticks` ticks; depth after each pull. */
+  const run = (feed: (t: number) => number, ticks: number) => {
+    const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40, catchUp: catchUpFor(8000, 200) });
+    const depth: number[] = [];
+    let sent = 0;
+    for (let t = 0; t < ticks; t++) {
+      const k = feed(t);
+      if (k > 0) q.enqueueAudio(voiced(k * N, N * sent));
+      sent += k;
+      q.pull(frame.fill(0));
+      depth.push(q.queuedSamples);
+    }
+    return { q, depth, sent };
+  };
+  // Real-time pace in bunches of 5 frames every 5 ticks (a saturated machine), and at 2 s the 3 s
+  // of audio a server's socket buffers held arrive at once — read as audio sent ahead.
+  const bunchy = (t: number) => (t % 5 === 0 ? 5 : 0) + (t === 100 ? 150 : 0);
+  const drained = run(bunchy, 750);
+  assert.ok(drained.depth[110]! >= 150 * N, `the backlog stands after the burst: ${drained.depth[110]}`);
+  assert.equal(drained.q.acceleratedSamples > 0, true, 'credited as a standing backlog');
+  const tail = drained.depth.slice(-100);
+  assert.ok(Math.max(...tail) <= 6 * N, `back to the bunches' own depth by 15 s: max ${Math.max(...tail)}`);
+  assert.ok(drained.q.acceleratedSamples >= 140 * N, `recovered: ${drained.q.acceleratedSamples / N} frames`);
+  assert.equal(
+    drained.depth.at(-1)! + drained.q.acceleratedSamples + 750 * N,
+    drained.sent * N,
+    'nothing dropped',
+  );
+
+  // Not a backlog: Pipecat's 2× chunks for 4 s, a 6 s prompt at once, a stream at 1.2× real time.
+  const twice = run((t) => (t < 200 ? 2 : 0), 450);
+  assert.equal(twice.q.acceleratedSamples, 0, '2× in 40 ms chunks');
+  const prompt = run((t) => (t === 0 ? 300 : 0), 350);
+  assert.equal(prompt.q.acceleratedSamples, 0, 'a prompt at once');
+  const faster = run((t) => (t % 5 === 0 ? 6 : 0), 600);
+  assert.equal(faster.q.acceleratedSamples, 0, '1.2× real time');
+});
+
 test('waiting: true after a pull that played audio left the queue empty; false once audio or DTMF is queued, after a dry pull, a checkpoint reached on the empty queue, and clear', () => {
   const q = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40 });
   const frame = new Int16Array(N);

@@ -41,7 +41,14 @@
  * burst sent ahead), and the queue never fell below `min` after a pull while varying by at most two
  * frames (a steady depth, not a burst draining), then `min` was never needed and is lateness to
  * recover. This also recovers what a stall of more than four frames left behind (the dry-spell
- * account gives that up as audio sent ahead).
+ * account gives that up as audio sent ahead). A jittery app's depth is never that steady — on an
+ * overloaded machine frames come in bunches of 100–200 ms — so a second, longer window of
+ * {@link LONG_BACKLOG_WINDOW} pulls (2 s) tolerates any variation of depth: when every pull played
+ * a full frame, the app delivered what was played (± 15 %) and each quarter of the window got
+ * between half and one and a half times real time (streaming, not a burst followed by silence),
+ * then the least depth minus one frame of cushion is lateness. (Issue 6: at 200 echo calls, a
+ * saturated server's socket buffers held 1.5 s of the app's audio, which drained into the queue as
+ * a burst when load fell — read as sent ahead — and 3 s of delay stayed until the calls ended.)
  *
  * A stall longer than `maxGapSamples` (200 ms) is told from a pause by what follows it: an app
  * that was late owes the audio of the silence and delivers it at once — a real-time app's backlog
@@ -81,6 +88,9 @@ export const MAX_LATENESS_FRAMES = 500;
 
 /** Pulls (20 ms each) per standing-backlog window: 0.5 s. */
 export const BACKLOG_WINDOW = 25;
+
+/** Pulls per long (jitter-tolerant) standing-backlog window: 2 s, in quarters of 0.5 s. */
+export const LONG_BACKLOG_WINDOW = 100;
 
 /** Longest dry spell (frames: 1 s) that may still count as a stall (see the module comment). */
 export const STALL_MAX_FRAMES = 50;
@@ -231,6 +241,8 @@ export class PlayoutQueue {
   private scratch: Int16Array | null = null;
   /** Standing-backlog window (see the module comment): full pulls, samples enqueued, depth range. */
   private readonly backlog = { pulls: 0, enqueued: 0, min: Infinity, max: 0 };
+  /** Long standing-backlog window: full pulls, samples enqueued (and at the quarter's start), least depth, quarters in pace. */
+  private readonly longBacklog = { pulls: 0, enqueued: 0, quarterFrom: 0, min: Infinity, steady: true };
   /** The last pull played queued audio (see {@link waiting}). */
   private lastPullAudio = false;
   private readonly result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
@@ -302,6 +314,7 @@ export class PlayoutQueue {
     if (this.resumeGap >= 0) this.resumeEnqueued += accepted;
     if (catchUp) this.enqueuedSincePull += accepted;
     this.backlog.enqueued += accepted;
+    this.longBacklog.enqueued += accepted;
     if (accepted > 0) {
       this.items.push({
         kind: 'audio',
@@ -529,8 +542,10 @@ export class PlayoutQueue {
 
   /** Standing-backlog window after a pull (see the module comment). */
   private trackBacklog(result: PullResult, n: number, minPeriod: number): void {
+    const full = result.audioSamples >= n && result.dtmf.length === 0;
+    this.trackLongBacklog(full, n);
     const w = this.backlog;
-    if (result.audioSamples >= n && result.dtmf.length === 0) {
+    if (full) {
       w.pulls++;
       if (this.queued < w.min) w.min = this.queued;
       if (this.queued > w.max) w.max = this.queued;
@@ -544,6 +559,30 @@ export class PlayoutQueue {
     w.enqueued = 0;
     w.min = Infinity;
     w.max = 0;
+  }
+
+  /** Long (jitter-tolerant) standing-backlog window after a pull (see the module comment). */
+  private trackLongBacklog(full: boolean, n: number): void {
+    const w = this.longBacklog;
+    if (full) {
+      w.pulls++;
+      if (this.queued < w.min) w.min = this.queued;
+      const quarter = LONG_BACKLOG_WINDOW / 4;
+      if (w.pulls % quarter === 0) {
+        const got = w.enqueued - w.quarterFrom;
+        if (got < 0.5 * quarter * n || got > 1.5 * quarter * n) w.steady = false;
+        w.quarterFrom = w.enqueued;
+      }
+      if (w.pulls < LONG_BACKLOG_WINDOW) return;
+      const played = LONG_BACKLOG_WINDOW * n;
+      if (w.steady && Math.abs(w.enqueued - played) <= 0.15 * played && w.min - n > this.lateness)
+        this.addLateness(w.min - n - this.lateness);
+    }
+    w.pulls = 0;
+    w.enqueued = 0;
+    w.quarterFrom = 0;
+    w.min = Infinity;
+    w.steady = true;
   }
 
   /**
