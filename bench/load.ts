@@ -21,6 +21,7 @@ import type { CallersReport } from './callers.js';
 import type { CallStats } from './ws-app.js';
 import { FORGONE_REASONS } from '../packages/server/src/media/playout.js';
 import { Freezer, parseFreeze } from './freeze.js';
+import { recvQueues } from './socket-queues.js';
 
 const { values } = parseArgs({
   options: {
@@ -251,6 +252,11 @@ const playoutTimeline: Array<{
   catchUpMs: number;
   drySpellMs: number;
   forgoneMs: number;
+  /**
+   * Bytes waiting in the kernel for each process to read (TCP: WebSocket frames; UDP: RTP and
+   * SIP), KiB — a process behind its input keeps the delay there, unseen by its own timestamps.
+   */
+  recvQueueKiB: { server: number; app: number; callers: number };
 }> = [];
 let sampling = true;
 let callersStarted: () => void;
@@ -270,6 +276,8 @@ const timelineDone = (async () => {
     const streams = m.get('callstream_live_streams') ?? 0;
     const per = (x: number) => +(x / Math.max(1, streams)).toFixed(1);
     const grew = (name: string) => (m.get(name) ?? 0) - (prev.get(name) ?? 0);
+    const rq = recvQueues({ server: pid, app: app.child.pid!, callers: callers.pid! });
+    const kib = (q: { tcpBytes: number; udpBytes: number }) => +((q.tcpBytes + q.udpBytes) / 1024).toFixed(1);
     playoutTimeline.push({
       s: k,
       streams,
@@ -278,6 +286,7 @@ const timelineDone = (async () => {
       catchUpMs: per(1000 * grew('callstream_playout_catchup_seconds_total')),
       drySpellMs: per(1000 * grew('callstream_playout_dry_spell_seconds_total')),
       forgoneMs: per(1000 * (forgone(m) - forgone(prev))),
+      recvQueueKiB: { server: kib(rq.server!), app: kib(rq.app!), callers: kib(rq.callers!) },
     });
     prev = m;
   }
@@ -563,9 +572,13 @@ if (playback === 'echo' && l.echoRoundTripAtCallers.timeline.length > 0)
   );
 if (playoutTimeline.length > 0)
   console.log(
-    `PLAYOUT per stream by second, queue/lateness ms: ${playoutTimeline
+    `PLAYOUT by second, queue/lateness ms per stream, unread KiB server/app/callers: ${playoutTimeline
       .filter((t) => t.streams > 0)
-      .map((t) => `${t.s}:${Math.round(t.queueMs)}/${Math.round(t.latenessMs)}`)
+      .map(
+        (t) =>
+          `${t.s}:${Math.round(t.queueMs)}/${Math.round(t.latenessMs)}` +
+          ` ${Math.round(t.recvQueueKiB.server)}/${Math.round(t.recvQueueKiB.app)}/${Math.round(t.recvQueueKiB.callers)}`,
+      )
       .join(' ')}`,
   );
 console.log(

@@ -43,3 +43,24 @@ test('bench --freeze: a target process is really stopped about DUTY of the time,
     child.kill('SIGKILL');
   }
 });
+
+test('bench socket queues: bytes a process has not read yet are found in the kernel, by socket inode', async () => {
+  const { createServer, connect } = await import('node:net');
+  const { recvQueues } = await import('../../../bench/socket-queues.js');
+  const server = createServer({ pauseOnConnect: true }, () => {}); // accepted, never read
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const client = connect(port, '127.0.0.1');
+  await new Promise((r) => client.once('connect', r));
+  const before = recvQueues({ self: process.pid }).self!.tcpBytes;
+  client.write(Buffer.alloc(5000, 1));
+  let after = before;
+  for (let i = 0; i < 100 && after - before < 5000; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    after = recvQueues({ self: process.pid }).self!.tcpBytes;
+  }
+  client.destroy();
+  server.close();
+  assert.equal(after - before, 5000, 'the 5000 unread bytes');
+  assert.deepEqual(recvQueues({ gone: 2 ** 22 + 1 }).gone, { tcpBytes: 0, udpBytes: 0 }, 'no such process');
+});
