@@ -116,9 +116,10 @@ export const STALL_ACTIVE_PULLS = 10;
 /**
  * A per-tick CPU budget for catch-up, shared by every stream of the process: at most `perTick`
  * pitch searches (frames of speech to accelerate) per media-clock tick; a silent frame goes whole
- * without one and is not counted. Each search costs ~15 µs (`npm run bench:catch-up`); after a stall every stream is late at
- * once, and unbounded catch-up then lengthens the very ticks that are already late — a
- * feedback loop measured at 200 echo calls (issue 6: tick p50 4.1 ms, playAudio→RTP p99 1.2 s).
+ * without one and is not counted. Each search costs ~15 µs (`npm run bench:catch-up`); after a
+ * stall every stream is late at once, and unbounded catch-up then lengthens the very ticks that are
+ * already late — a feedback loop measured at 200 echo calls (issue 6: tick p50 4.1 ms,
+ * playAudio→RTP p99 1.2 s).
  * A stream refused this tick keeps its lateness and plays its frame as is; the media clock rotates
  * which call ticks first, so refusals are shared. Pure: keyed by the tick's time, no timers — so
  * each send slot's tick (clock.ts TICK_SLOTS, due 5 ms apart) has its own budget: a slot's burst of
@@ -241,7 +242,10 @@ export class PlayoutQueue {
   private scratch: Int16Array | null = null;
   /** Standing-backlog window (see the module comment): full pulls, samples enqueued, depth range. */
   private readonly backlog = { pulls: 0, enqueued: 0, min: Infinity, max: 0 };
-  /** Long standing-backlog window: full pulls, samples enqueued (and at the quarter's start), least depth, quarters in pace. */
+  /**
+   * Long standing-backlog window: full pulls, samples enqueued (and when the quarter began), least
+   * depth, every quarter in pace so far.
+   */
   private readonly longBacklog = { pulls: 0, enqueued: 0, quarterFrom: 0, min: Infinity, steady: true };
   /** The last pull played queued audio (see {@link waiting}). */
   private lastPullAudio = false;
