@@ -257,6 +257,9 @@ const playoutTimeline: Array<{
    * SIP), KiB — a process behind its input keeps the delay there, unseen by its own timestamps.
    */
   recvQueueKiB: { server: number; app: number; callers: number };
+  /** The machine in that second (`/proc/stat`, all cores): busy and steal, %. */
+  busyPct: number;
+  stealPct: number;
 }> = [];
 let sampling = true;
 let callersStarted: () => void;
@@ -264,6 +267,7 @@ const timelineDone = (async () => {
   await new Promise<void>((r) => (callersStarted = r));
   const callersStartedAt = performance.now();
   let prev = m0;
+  let prevTicks = machineCpuTicks();
   const forgone = (m: Map<string, number>) =>
     FORGONE_REASONS.reduce(
       (a, r) => a + (m.get(`callstream_playout_lateness_forgone_seconds_total{reason="${r}"}`) ?? 0),
@@ -276,6 +280,13 @@ const timelineDone = (async () => {
     const streams = m.get('callstream_live_streams') ?? 0;
     const per = (x: number) => +(x / Math.max(1, streams)).toFixed(1);
     const grew = (name: string) => (m.get(name) ?? 0) - (prev.get(name) ?? 0);
+    const ticks = machineCpuTicks();
+    const total = Math.max(
+      1,
+      ticks.busy + ticks.idle + ticks.steal - (prevTicks.busy + prevTicks.idle + prevTicks.steal),
+    );
+    const pct = (k: 'busy' | 'steal') => +((100 * (ticks[k] - prevTicks[k])) / total).toFixed(1);
+    prevTicks = ticks;
     const rq = recvQueues({ server: pid, app: app.child.pid!, callers: callers.pid! });
     const kib = (q: { tcpBytes: number; udpBytes: number }) => +((q.tcpBytes + q.udpBytes) / 1024).toFixed(1);
     playoutTimeline.push({
@@ -287,6 +298,8 @@ const timelineDone = (async () => {
       drySpellMs: per(1000 * grew('callstream_playout_dry_spell_seconds_total')),
       forgoneMs: per(1000 * (forgone(m) - forgone(prev))),
       recvQueueKiB: { server: kib(rq.server!), app: kib(rq.app!), callers: kib(rq.callers!) },
+      busyPct: pct('busy'),
+      stealPct: pct('steal'),
     });
     prev = m;
   }
@@ -572,12 +585,13 @@ if (playback === 'echo' && l.echoRoundTripAtCallers.timeline.length > 0)
   );
 if (playoutTimeline.length > 0)
   console.log(
-    `PLAYOUT by second, queue/lateness ms per stream, unread KiB server/app/callers: ${playoutTimeline
+    `PLAYOUT by second, queue/lateness ms per stream, unread KiB server/app/callers (steal if ≥ 5 %): ${playoutTimeline
       .filter((t) => t.streams > 0)
       .map(
         (t) =>
           `${t.s}:${Math.round(t.queueMs)}/${Math.round(t.latenessMs)}` +
-          ` ${Math.round(t.recvQueueKiB.server)}/${Math.round(t.recvQueueKiB.app)}/${Math.round(t.recvQueueKiB.callers)}`,
+          ` ${Math.round(t.recvQueueKiB.server)}/${Math.round(t.recvQueueKiB.app)}/${Math.round(t.recvQueueKiB.callers)}` +
+          (t.stealPct >= 5 ? ` steal ${Math.round(t.stealPct)}%` : ''),
       )
       .join(' ')}`,
   );
