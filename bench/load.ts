@@ -285,7 +285,10 @@ const timelineDone = (async () => {
       1,
       ticks.busy + ticks.idle + ticks.steal - (prevTicks.busy + prevTicks.idle + prevTicks.steal),
     );
-    const pct = (k: 'busy' | 'steal') => +((100 * (ticks[k] - prevTicks[k])) / total).toFixed(1);
+    const share = (k: 'busy' | 'steal', from: typeof ticks) =>
+      +((100 * (ticks[k] - from[k])) / total).toFixed(1);
+    const busyPct = share('busy', prevTicks);
+    const stealPct = share('steal', prevTicks);
     prevTicks = ticks;
     const rq = recvQueues({ server: pid, app: app.child.pid!, callers: callers.pid! });
     const kib = (q: { tcpBytes: number; udpBytes: number }) => +((q.tcpBytes + q.udpBytes) / 1024).toFixed(1);
@@ -298,8 +301,8 @@ const timelineDone = (async () => {
       drySpellMs: per(1000 * grew('callstream_playout_dry_spell_seconds_total')),
       forgoneMs: per(1000 * (forgone(m) - forgone(prev))),
       recvQueueKiB: { server: kib(rq.server!), app: kib(rq.app!), callers: kib(rq.callers!) },
-      busyPct: pct('busy'),
-      stealPct: pct('steal'),
+      busyPct,
+      stealPct,
     });
     prev = m;
   }
