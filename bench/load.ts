@@ -45,6 +45,8 @@ const contentType = values['content-type'];
 const playback = values.playback;
 if (!['echo', 'burst'].includes(playback)) throw new Error('--playback must be echo or burst');
 if (!(N > 0 && S > 0)) throw new Error('--calls and --duration must be positive');
+if (!/^\d+$/.test(values['freeze-seed']))
+  throw new Error(`--freeze-seed must be a whole number, got ${values['freeze-seed']}`);
 const freezeSpec = values.freeze ? parseFreeze(values.freeze, Number(values['freeze-seed'])) : null;
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -238,9 +240,8 @@ freezer?.start();
 process.on('exit', () => freezer?.stop());
 /**
  * The server's playout second by second (seconds since the callers started, as in their echo
- * timeline), per live stream:
- * queued playback and the part of it catch-up knows is late (lateness), and what catch-up recovered,
- * dry spells credited and lateness given up during that second. Where a delay lives: a queue with
+ * timeline), per live stream: queued playback and the part of it catch-up knows is late (lateness),
+ * and what catch-up recovered, dry spells credited and lateness given up during that second. Where a delay lives: a queue with
  * lateness is being recovered; a queue without it is audio sent ahead or delay no rule credited; a
  * long echo round trip with a short queue is waiting in socket buffers.
  */
