@@ -8,23 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { readWav } from '../packages/server/src/media/wav.js';
 import { accelerateFrame, type AccelerateOptions } from '../packages/server/src/media/time-scale.js';
+import { correlation } from '../packages/server/src/testing/audio-compare.js';
 
 const speech = readWav(readFileSync(new URL('../fixtures/speech-8k.wav', import.meta.url))).samples;
 const N = 160;
 const base: AccelerateOptions = { minPeriod: 20, maxPeriod: 120, maxRemove: 160, maxSilenceRemove: N };
-
-/** Normalised correlation of a[0, len) with a[p, p + len). */
-function match(a: Int16Array, p: number, len: number): number {
-  let xy = 0;
-  let xx = 0;
-  let yy = 0;
-  for (let i = 0; i < len; i++) {
-    xy += a[i]! * a[i + p]!;
-    xx += a[i]! * a[i]!;
-    yy += a[i + p]! * a[i + p]!;
-  }
-  return xx > 0 && yy > 0 ? xy / Math.sqrt(xx * yy) : 0;
-}
 
 function run(withHint: boolean, rounds: number) {
   const out = new Int16Array(N);
@@ -52,7 +40,8 @@ function run(withHint: boolean, rounds: number) {
       if (searched && removed > 0) {
         voiced++;
         removedSum += removed;
-        if (r === 0) matchSum += match(input, removed, removed);
+        if (r === 0)
+          matchSum += correlation(input.subarray(0, removed), input.subarray(removed, 2 * removed));
       }
       at += N + removed;
     }

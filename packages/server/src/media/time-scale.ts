@@ -99,11 +99,12 @@ export function accelerateFrame(input: Int16Array, out: Int16Array, options: Acc
     const hint = options.periodHint?.period ?? 0;
     let found =
       hint >= options.minPeriod && hint <= maxP
-        ? bestNear(
+        ? bestLag(
             input,
             maxP,
             Math.max(options.minPeriod, hint - HINT_SPAN),
             Math.min(maxP, hint + HINT_SPAN),
+            1,
           )
         : null;
     if (!found || found.correlation < Math.max(HINT_CORRELATION, minCorrelation))
@@ -165,29 +166,25 @@ function bestPeriod(
   minP: number,
   maxP: number,
 ): { period: number; correlation: number } {
-  let coarse = minP;
-  let best = -2;
-  for (let p = minP; p <= maxP; p += 2) {
-    const c = correlationAt(x, len, p, 2);
-    if (c > best) {
-      best = c;
-      coarse = p;
-    }
-  }
-  return bestNear(x, len, Math.max(minP, coarse - 2), Math.min(maxP, coarse + 2));
+  const coarse = bestLag(x, len, minP, maxP, 2).period;
+  return bestLag(x, len, Math.max(minP, coarse - 2), Math.min(maxP, coarse + 2), 1);
 }
 
-/** The lag in `[from, to]` at which `x` best repeats itself over `len` samples, at full resolution. */
-function bestNear(
+/**
+ * The lag in `[from, to]`, every `step`-th one, at which `x` best repeats itself over `len`
+ * samples (read every `step`-th sample: 1 is full resolution).
+ */
+function bestLag(
   x: Int16Array,
   len: number,
   from: number,
   to: number,
+  step: number,
 ): { period: number; correlation: number } {
   let period = from;
   let best = -2;
-  for (let p = from; p <= to; p++) {
-    const c = correlationAt(x, len, p, 1);
+  for (let p = from; p <= to; p += step) {
+    const c = correlationAt(x, len, p, step);
     if (c > best) {
       best = c;
       period = p;
