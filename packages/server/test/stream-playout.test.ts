@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appMessages } from '@callstream/protocol';
 import { g711Encode, MULAW_SILENCE, writeWav } from '../src/index.js';
-import { CallbackReceiver, TestWsApp } from '../src/testing/index.js';
+import { CallbackReceiver, TestLeg, TestWsApp } from '../src/testing/index.js';
 import { harness, toneMulaw, until } from './helpers.js';
 
 const MULAW = 'audio/x-mulaw;rate=8000';
@@ -308,6 +308,46 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
   assert.equal(stream.playoutDrySpellMs, 20);
   h.call.hangup();
   await app.close();
+});
+
+test('send slots: by default calls are spread over the four 5 ms slots (a tick in four bursts), each sending every 20 ms; `tick` puts every call on the tick', async () => {
+  for (const [sendSlots, slots, phases] of [
+    ['default', [0, 1, 2, 3, 0], [0, 5, 10, 15, 0]],
+    ['tick', [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+  ] as const) {
+    const h = harness(sendSlots === 'default' ? {} : { stream: { sendSlots } });
+    h.clock.slotted = true;
+    const legs = [h.leg, ...[1, 2, 3, 4].map(() => new TestLeg())];
+    const calls = [h.call, ...legs.slice(1).map((leg) => h.runtime.newCall(leg, { from: '1', to: '2' }))];
+    const sentAt = legs.map(() => [] as number[]);
+    legs.forEach((leg, i) => {
+      const send = leg.sendFrame.bind(leg);
+      leg.sendFrame = (frame, info) => {
+        sentAt[i]!.push(h.clock.now());
+        send(frame, info);
+      };
+    });
+    const t0 = h.clock.now();
+    h.clock.advance(100);
+    try {
+      assert.deepEqual(
+        calls.map((c) => c.sendSlot.slot),
+        slots,
+        `${sendSlots}: slots`,
+      );
+      for (const [i, times] of sentAt.entries()) {
+        const rel = times.map((t) => t - t0);
+        assert.equal(rel.length, 5, `${sendSlots}: call ${i} packets in 100 ms`);
+        assert.equal(rel[0], (phases[i] === 0 ? 20 : phases[i]) as number, `${sendSlots}: call ${i} phase`);
+        assert.ok(
+          rel.slice(1).every((t, k) => t - rel[k]! === 20),
+          `${sendSlots}: call ${i} every 20 ms: ${rel}`,
+        );
+      }
+    } finally {
+      for (const c of calls) c.hangup();
+    }
+  }
 });
 
 test('send phase: an app whose audio lands 9 ms into each tick moves the call to the slot due at 15 (the 4 ms lead) — one 15 ms interval, each frame then waits 6 ms instead of 11, bit-exact and gapless', async () => {

@@ -131,9 +131,10 @@ export class Call {
     const clock = deps.mediaClock;
     this.sendPhase =
       deps.config.stream.playoutAlignSendPhase && clock.shiftSlot && clock.phaseMs ? new SendPhase() : null;
-    // Aligned calls start spread over the send slots (smaller bursts of work per tick) and move;
-    // the others all send in slot 0, on the tick.
-    this.unsubscribeTick = clock.onTick(this.tickHandler, this.sendPhase ? 'spread' : 0);
+    // Calls start spread over the send slots (smaller bursts of work per tick; aligned calls
+    // then move), or all send in slot 0, on the tick (`stream.sendSlots: 'tick'`).
+    const spread = this.sendPhase !== null || deps.config.stream.sendSlots === 'spread';
+    this.unsubscribeTick = clock.onTick(this.tickHandler, spread ? 'spread' : 0);
   }
 
   /**

@@ -46,11 +46,19 @@ export const configSchema = z
          */
         playoutCatchUpFramesPerTick: z.number().int().min(1).max(100000).default(40),
         /**
+         * Which of the media clock's four send slots (clock.ts TICK_SLOTS, 5 ms apart in each 20 ms
+         * tick) a new call sends its RTP in. `spread` (default): the least used one, so a tick's
+         * work comes in four bursts of a quarter of the calls each (shorter waits for the I/O
+         * behind a burst, a catch-up budget per burst); each call still sends every 20 ms at its
+         * own fixed phase. `tick`: every call in slot 0, on the tick (one burst).
+         */
+        sendSlots: z.enum(['spread', 'tick']).default('spread'),
+        /**
          * Send-phase alignment (call/send-phase.ts), opt-in: calls start spread over the send slots
          * and a call whose app answers in real time moves its RTP sends, 5 ms at a time, to a few
-         * ms after the app's audio arrives (playAudio→RTP p50 about halved). Off: every call sends
-         * in slot 0, as before — up to a tick of slack for a jittery app (README "Send-phase
-         * alignment" has the measured trade-off).
+         * ms after the app's audio arrives (playAudio→RTP p50 about halved). Off: each call keeps
+         * the slot `sendSlots` gave it — up to a tick of slack for a jittery app (README
+         * "Send-phase alignment" has the measured trade-off).
          */
         playoutAlignSendPhase: z.boolean().default(false),
         maxMessageBytes: z
