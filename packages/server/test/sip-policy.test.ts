@@ -7,11 +7,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import { createRuntime, parseConfig, type ConfigInput, type Runtime } from '../src/index.js';
 import { SipServer } from '../src/ingress/sip/sip-server.js';
+import { SAME_PORT_ATTEMPTS, SipTransport, bindSamePort } from '../src/ingress/sip/transport.js';
+import { systemClock } from '../src/clock/clock.js';
 import { TestSipPeer, TestWsApp, runSipp, type PeerCall } from '../src/testing/index.js';
 import { parseTelephoneEvent } from '../src/ingress/rtp/rfc4733.js';
 import { until } from './helpers.js';
@@ -427,4 +430,54 @@ test('the installed sip.js carries our grammar patch (bytecode decoded once, not
   assert.equal(invite.method, 'INVITE');
   assert.equal(invite.fromTag, '1');
   assert.equal(invite.parseHeader('contact').uri.port, 4000);
+});
+
+test('SIP listen: port 0 picks again when TCP finds the port UDP took already in use; a fixed port in use fails with the UDP socket released', async () => {
+  // The retry rule, with a bind that clashes twice.
+  const clash = () => Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' });
+  const tried: number[] = [];
+  const port = await bindSamePort(0, async (p) => {
+    tried.push(p);
+    if (tried.length < 3) throw clash();
+    return 40123;
+  });
+  assert.equal(port, 40123);
+  assert.deepEqual(tried, [0, 0, 0]);
+  let calls = 0;
+  const failing = (e: Error) => async () => {
+    calls++;
+    throw e;
+  };
+  await assert.rejects(bindSamePort(5060, failing(clash())), /EADDRINUSE/);
+  assert.equal(calls, 1, 'a fixed port is not retried');
+  calls = 0;
+  await assert.rejects(bindSamePort(0, failing(new Error('EACCES'))), /EACCES/);
+  assert.equal(calls, 1, 'only a clash is retried');
+  calls = 0;
+  await assert.rejects(bindSamePort(0, failing(clash())), /EADDRINUSE/);
+  assert.equal(calls, SAME_PORT_ATTEMPTS, 'gives up after the attempts');
+
+  // The real transport: TCP port taken → listen rejects, and the UDP socket it bound is closed.
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const taken = (blocker.address() as AddressInfo).port;
+  const transport = new SipTransport({
+    host: '127.0.0.1',
+    port: taken,
+    transports: ['udp', 'tcp'],
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+  });
+  await assert.rejects(
+    transport.listen({ onRequest: () => {}, onResponse: () => {} }),
+    (e: NodeJS.ErrnoException) => e.code === 'EADDRINUSE',
+  );
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(taken, '127.0.0.1', () => resolve());
+  });
+  assert.equal(udp.address().port, taken, 'the UDP port was released');
+  udp.close();
+  blocker.close();
 });

@@ -95,11 +95,36 @@ export class SipTransport {
    */
   async listen(handler: SipTransportHandler): Promise<void> {
     this.handler = handler;
-    let port = this.options.port;
+    // Port 0: UDP picks a free port and TCP must then take the same one, which a TCP socket may
+    // already hold (an outgoing connection's local port) — pick again rather than fail start-up.
+    this.port = await bindSamePort(this.options.port, (port) => this.bind(port));
+  }
+
+  /**
+   * Binds the configured transports on `port` (0: any free one, the same for UDP and TCP).
+   * @returns the port bound
+   * @throws Error if a transport cannot be bound; what was bound is closed again
+   */
+  private async bind(port: number): Promise<number> {
+    try {
+      return await this.bindAll(port);
+    } catch (e) {
+      this.udp?.close();
+      this.tcp?.close();
+      this.udp = null;
+      this.tcp = null;
+      throw e;
+    }
+  }
+
+  private async bindAll(port: number): Promise<number> {
     if (this.options.transports.includes('udp')) {
       const udp = dgram.createSocket('udp4');
       await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
+        udp.once('error', (e) => {
+          udp.close();
+          reject(e);
+        });
         udp.bind(port, this.options.host, () => {
           udp.off('error', reject);
           resolve();
@@ -115,7 +140,10 @@ export class SipTransport {
     if (this.options.transports.includes('tcp')) {
       const tcp = net.createServer((socket) => this.accept(socket));
       await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
+        tcp.once('error', (e) => {
+          tcp.close();
+          reject(e);
+        });
         tcp.listen(port, this.options.host, () => {
           tcp.off('error', reject);
           resolve();
@@ -124,7 +152,7 @@ export class SipTransport {
       port = (tcp.address() as net.AddressInfo).port;
       this.tcp = tcp;
     }
-    this.port = port;
+    return port;
   }
 
   private accept(socket: net.Socket): void {
@@ -376,4 +404,25 @@ function splitHostPort(s: string): [string, number | undefined] {
   if (i < 0) return [s, undefined];
   const port = Number(s.slice(i + 1));
   return [s.slice(0, i), Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined];
+}
+
+/** Attempts {@link bindSamePort} makes on port 0 before giving up. */
+export const SAME_PORT_ATTEMPTS = 10;
+
+/**
+ * Runs `bind(port)`; when `port` is 0 (any free port, the same for every transport) and a later
+ * transport finds the port the first one picked already taken (`EADDRINUSE`), `bind` is run again
+ * — up to {@link SAME_PORT_ATTEMPTS} times. `bind` must have released what it bound when it throws.
+ * @returns what `bind` returned (the port bound)
+ * @throws the error of `bind` for a fixed port, any other error, or the last `EADDRINUSE`
+ */
+export async function bindSamePort(port: number, bind: (port: number) => Promise<number>): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bind(port);
+    } catch (e) {
+      const clash = (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (port !== 0 || !clash || attempt >= SAME_PORT_ATTEMPTS) throw e;
+    }
+  }
 }
