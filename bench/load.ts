@@ -451,9 +451,9 @@ const report = {
         (1000 * delta('callstream_playout_catchup_seconds_total')) /
         Math.max(1, answered.length)
       ).toFixed(1),
-      /** Silence played inside the app's utterances because its playAudio came late, ms per stream. */
       /** Pitch searches the per-tick catch-up budget refused (those streams waited a tick). */
       catchUpRefused: delta('callstream_playout_catch_up_refused_total'),
+      /** Silence played inside the app's utterances because its playAudio came late, ms per stream. */
       drySpellMsPerStream: +(
         (1000 * delta('callstream_playout_dry_spell_seconds_total')) /
         Math.max(1, answered.length)

@@ -480,4 +480,19 @@ test('SIP listen: port 0 picks again when TCP finds the port UDP took already in
   assert.equal(udp.address().port, taken, 'the UDP port was released');
   udp.close();
   blocker.close();
+
+  // Bound: only the logging error listeners stay (a later socket error must not close them).
+  const ok = new SipTransport({
+    host: '127.0.0.1',
+    port: 0,
+    transports: ['udp', 'tcp'],
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+  });
+  await ok.listen({ onRequest: () => {}, onResponse: () => {} });
+  const sockets = ok as unknown as { udp: dgram.Socket; tcp: net.Server };
+  assert.ok(ok.port > 0);
+  assert.equal(sockets.udp.listenerCount('error'), 1);
+  assert.equal(sockets.tcp.listenerCount('error'), 0);
+  await ok.close();
 });

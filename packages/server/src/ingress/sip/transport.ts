@@ -121,12 +121,13 @@ export class SipTransport {
     if (this.options.transports.includes('udp')) {
       const udp = dgram.createSocket('udp4');
       await new Promise<void>((resolve, reject) => {
-        udp.once('error', (e) => {
+        const onError = (e: Error) => {
           udp.close();
           reject(e);
-        });
+        };
+        udp.once('error', onError);
         udp.bind(port, this.options.host, () => {
-          udp.off('error', reject);
+          udp.off('error', onError);
           resolve();
         });
       });
@@ -140,12 +141,13 @@ export class SipTransport {
     if (this.options.transports.includes('tcp')) {
       const tcp = net.createServer((socket) => this.accept(socket));
       await new Promise<void>((resolve, reject) => {
-        tcp.once('error', (e) => {
+        const onError = (e: Error) => {
           tcp.close();
           reject(e);
-        });
+        };
+        tcp.once('error', onError);
         tcp.listen(port, this.options.host, () => {
-          tcp.off('error', reject);
+          tcp.off('error', onError);
           resolve();
         });
       });
