@@ -262,6 +262,17 @@ test('latency histogram: quantiles within one bucket, max exact, Prometheus summ
   const text = h.exposition('x_seconds', 'help');
   assert.match(text, /^x_seconds\{quantile="0.5"\} 0\.005/m);
   assert.match(text, /^x_seconds_count 1002$/m);
+  // As a histogram: cumulative counts below each bound (0.01…10 ms: 1000 samples, 1 per 0.01 ms).
+  assert.equal(h.countBelow(5), 499);
+  assert.equal(h.countBelow(25), 1000);
+  assert.equal(g.countBelow(25), 4); // 14.9, 15, 20, 24.99
+  const hist = h.histogramExposition('x_hist_seconds', 'help', [5, 25, 1000]);
+  assert.match(hist, /^# TYPE x_hist_seconds histogram$/m);
+  assert.match(hist, /^x_hist_seconds_bucket\{le="0.005"\} 499$/m);
+  assert.match(hist, /^x_hist_seconds_bucket\{le="0.025"\} 1000$/m);
+  assert.match(hist, /^x_hist_seconds_bucket\{le="1"\} 1001$/m);
+  assert.match(hist, /^x_hist_seconds_bucket\{le="\+Inf"\} 1002$/m);
+  assert.match(hist, /^x_hist_seconds_count 1002$/m);
 });
 
 test('RTCP: a sender report with our SSRC, packet/octet counts and a reception report block for the caller goes to RTP port + 1', async () => {

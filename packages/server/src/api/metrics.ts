@@ -178,6 +178,14 @@ export class Metrics {
         'callstream_playaudio_to_rtp_seconds',
         'playAudio received → first RTP packet carrying its audio sent',
       ) +
+      l.captureToWs.histogramExposition(
+        'callstream_capture_to_ws_histogram_seconds',
+        'callstream_capture_to_ws_seconds as a histogram (aggregatable over any window)',
+      ) +
+      l.playToRtp.histogramExposition(
+        'callstream_playaudio_to_rtp_histogram_seconds',
+        'callstream_playaudio_to_rtp_seconds as a histogram (aggregatable over any window)',
+      ) +
       l.tickLateness.exposition(
         'callstream_media_tick_lateness_seconds',
         'how late each 20 ms media-clock tick ran',

@@ -45,6 +45,20 @@ export class LatencyHistogram {
     return n;
   }
 
+  /**
+   * Samples below `ms` (exact when `ms` is a bucket boundary: a multiple of 0.05 ms below 50 ms,
+   * a whole ms up to 1 s).
+   */
+  countBelow(ms: number): number {
+    let n = 0;
+    for (let i = 0; i < BUCKETS - 1; i++) {
+      const upper = i < FINE_BUCKETS ? (i + 1) * FINE_STEP : FINE_MS + (i - FINE_BUCKETS) + 1;
+      if (upper > ms + 1e-9) break;
+      n += this.counts[i]!;
+    }
+    return n;
+  }
+
   /** Upper bound (ms) of the bucket holding quantile `q` (0–1); 0 when empty. */
   quantile(q: number): number {
     if (this.count === 0) return 0;
@@ -73,7 +87,30 @@ export class LatencyHistogram {
     lines.push(`${name}_sum ${(this.sum / 1000).toFixed(6)}`, `${name}_count ${this.count}`);
     return lines.join('\n') + '\n';
   }
+
+  /**
+   * The same samples as a Prometheus histogram (`_bucket{le}` cumulative, `_sum`, `_count`) in
+   * seconds, so that rates and shares can be taken over any window (`rate(..._bucket[1m])`) and
+   * summed across instances — a summary's quantiles cover the process lifetime and cannot be.
+   * A bucket counts the samples below its bound (see {@link countBelow}).
+   * @param boundsMs ascending bucket bounds, ms (default {@link LATENCY_BUCKETS_MS})
+   */
+  histogramExposition(name: string, help: string, boundsMs: readonly number[] = LATENCY_BUCKETS_MS): string {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    for (const b of boundsMs) lines.push(`${name}_bucket{le="${b / 1000}"} ${this.countBelow(b)}`);
+    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`);
+    lines.push(`${name}_sum ${(this.sum / 1000).toFixed(6)}`, `${name}_count ${this.count}`);
+    return lines.join('\n') + '\n';
+  }
 }
+
+/**
+ * Bucket bounds, ms, of the exported latency histograms: fine around one 20 ms ptime (the
+ * budgets of issue 6 are 5 ms capture→WebSocket and 25 ms playAudio→RTP), coarse beyond.
+ */
+export const LATENCY_BUCKETS_MS: readonly number[] = [
+  0.5, 1, 2.5, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 250, 500, 1000,
+];
 
 /** The engine's latency histograms (one set per process, owned by the runtime). */
 export interface EngineLatency {
