@@ -23,18 +23,12 @@ export interface SendPhaseOptions {
   /** Ticks without a straggler before the added lead shrinks by 1 ms (default 1500 = 30 s). */
   leadDecayTicks?: number;
   /**
-   * The least lead, ms (default 4; the lead never exceeds 15): with the 4 ms grace window a frame may come 8 ms after the mean
+   * The least lead, ms (default 4): with the 4 ms grace window a frame may come 8 ms after the mean
    * arrival before its packet goes out silent. Measured: with 0.5 ms, the in-process echo of the
    * e2e speech test (event-loop jitter of a loaded 2-core machine) ran dry several times a call.
    */
   minLeadMs?: number;
 }
-
-/**
- * The most lead a call keeps, ms: the frame then waits up to 15 + 5 (one slot) ms — any more and
- * it would wait longer than the next tick's send on the tick would have made it.
- */
-const MAX_LEAD_MS = 15;
 
 /**
  * Chooses a call's send slot (clock.ts `TICK_SLOTS`) from the phase at which its app's live audio
@@ -65,7 +59,7 @@ const MAX_LEAD_MS = 15;
  *
  * Jitter has tails σ does not see (a stall of the app, or of this server, delays a few frames by
  * 10 ms or more). When the call's frame was held for audio that then came after the grace window
- * ({@link late}), the lead grows by 2 ms (up to 10 ms more, 15 in all), and it shrinks again by 1 ms per 30 s
+ * ({@link late}), the lead grows by 2 ms (up to 10 ms more), and it shrinks again by 1 ms per 30 s
  * without such a straggler (slowly: every move back and forth costs two uneven packet intervals) —
  * an adaptive target delay, as jitter buffers keep one.
  *
@@ -117,7 +111,7 @@ export class SendPhase {
 
   /**
    * The call held its frame for this app's audio and the audio came, but after the grace window:
-   * a straggler the lead did not cover. Raises the lead by 2 ms (at most 10 ms above the σ rule, 15 in all).
+   * a straggler the lead did not cover. Raises the lead by 2 ms (at most 10 ms above the σ rule).
    */
   late(): void {
     this.extraLeadMs = Math.min(10, this.extraLeadMs + 2);
@@ -130,10 +124,7 @@ export class SendPhase {
   }
 
   private leadFor(e: { concentration: number } | null): number {
-    return Math.min(
-      MAX_LEAD_MS,
-      Math.max(this.o.minLeadMs, e ? leadMs(e.concentration) : 0) + this.extraLeadMs,
-    );
+    return Math.max(this.o.minLeadMs, e ? leadMs(e.concentration) : 0) + this.extraLeadMs;
   }
 
   /**

@@ -61,12 +61,6 @@ export const configSchema = z
          * "Send-phase alignment" has the measured trade-off).
          */
         playoutAlignSendPhase: z.boolean().default(false),
-        /**
-         * With alignment: the least lead, ms, a call keeps between its app's mean audio arrival
-         * and its send (call/send-phase.ts `minLeadMs`). More lead, more slack for a jittery app
-         * (a frame may come `lead + 4` ms late and still make its packet), at that much more wait.
-         */
-        playoutAlignLeadMs: z.number().min(0).max(15).default(4),
         maxMessageBytes: z
           .number()
           .int()
