@@ -203,6 +203,16 @@ const machineCpuTicks = () => {
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
   return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
 };
+/** CPU seconds of a whole process (`/proc/<pid>/stat` utime + stime, all threads); NaN once gone. */
+const processCpuSeconds = (p: number) => {
+  try {
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+};
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
 await new Promise((r) => setTimeout(r, 1000)); // let the server settle before the baseline
@@ -261,6 +271,8 @@ const playoutTimeline: Array<{
   /** The machine in that second (`/proc/stat`, all cores): busy and steal, %. */
   busyPct: number;
   stealPct: number;
+  /** CPU each process used that second, % of one core (which of them kept the machine busy). */
+  cpuPct: { server: number; app: number; callers: number };
   /** playAudio→RTP samples recorded that second, and the share of them at 25 ms or more, %. */
   playAudioToRtp: { n: number; over25Pct: number };
 }> = [];
@@ -289,6 +301,14 @@ const timelineDone = (async () => {
   const callersStartedAt = performance.now();
   let prev = m0;
   let prevTicks = machineCpuTicks();
+  const procs = { server: pid, app: app.child.pid!, callers: callers.pid! };
+  const procCpu = () => ({
+    server: processCpuSeconds(procs.server),
+    app: processCpuSeconds(procs.app),
+    callers: processCpuSeconds(procs.callers),
+  });
+  let prevCpu = procCpu();
+  let prevCpuAt = performance.now();
   const forgone = (m: Map<string, number>) =>
     FORGONE_REASONS.reduce(
       (a, r) => a + (m.get(`callstream_playout_lateness_forgone_seconds_total{reason="${r}"}`) ?? 0),
@@ -311,7 +331,14 @@ const timelineDone = (async () => {
     const busyPct = share('busy', prevTicks);
     const stealPct = share('steal', prevTicks);
     prevTicks = ticks;
-    const rq = recvQueues({ server: pid, app: app.child.pid!, callers: callers.pid! });
+    const cpu = procCpu();
+    const cpuAt = performance.now();
+    const pct = (k: keyof typeof cpu) =>
+      +((100 * (cpu[k] - prevCpu[k])) / ((cpuAt - prevCpuAt) / 1000)).toFixed(0);
+    const cpuPct = { server: pct('server'), app: pct('app'), callers: pct('callers') };
+    prevCpu = cpu;
+    prevCpuAt = cpuAt;
+    const rq = recvQueues(procs);
     const kib = (q: { tcpBytes: number; udpBytes: number }) => +((q.tcpBytes + q.udpBytes) / 1024).toFixed(1);
     playoutTimeline.push({
       s: k,
@@ -324,6 +351,7 @@ const timelineDone = (async () => {
       recvQueueKiB: { server: kib(rq.server!), app: kib(rq.app!), callers: kib(rq.callers!) },
       busyPct,
       stealPct,
+      cpuPct,
       playAudioToRtp: (({ n, overPct }) => ({ n, over25Pct: overPct }))(overShare(prev, m, PLAY_HIST, 0.025)),
     });
     prev = m;
