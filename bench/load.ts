@@ -339,6 +339,7 @@ const timelineDone = (async () => {
     prevCpu = cpu;
     prevCpuAt = cpuAt;
     const rq = recvQueues(procs);
+    const play = overShare(prev, m, PLAY_HIST, 0.025);
     const kib = (q: { tcpBytes: number; udpBytes: number }) => +((q.tcpBytes + q.udpBytes) / 1024).toFixed(1);
     playoutTimeline.push({
       s: k,
@@ -352,7 +353,7 @@ const timelineDone = (async () => {
       busyPct,
       stealPct,
       cpuPct,
-      playAudioToRtp: (({ n, overPct }) => ({ n, over25Pct: overPct }))(overShare(prev, m, PLAY_HIST, 0.025)),
+      playAudioToRtp: { n: play.n, over25Pct: play.overPct },
     });
     prev = m;
   }

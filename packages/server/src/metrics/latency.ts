@@ -10,6 +10,11 @@ const COARSE_MS = 1000;
 const FINE_BUCKETS = FINE_MS / FINE_STEP;
 const BUCKETS = FINE_BUCKETS + (COARSE_MS - FINE_MS) + 1;
 
+/** Upper bound, ms, of bucket `i` (not the overflow bucket). */
+function upperMs(i: number): number {
+  return i < FINE_BUCKETS ? (i + 1) * FINE_STEP : FINE_MS + (i - FINE_BUCKETS) + 1;
+}
+
 /** A latency histogram in milliseconds. */
 export class LatencyHistogram {
   private readonly counts = new Float64Array(BUCKETS);
@@ -51,11 +56,7 @@ export class LatencyHistogram {
    */
   countBelow(ms: number): number {
     let n = 0;
-    for (let i = 0; i < BUCKETS - 1; i++) {
-      const upper = i < FINE_BUCKETS ? (i + 1) * FINE_STEP : FINE_MS + (i - FINE_BUCKETS) + 1;
-      if (upper > ms + 1e-9) break;
-      n += this.counts[i]!;
-    }
+    for (let i = 0; i < BUCKETS - 1 && upperMs(i) <= ms + 1e-9; i++) n += this.counts[i]!;
     return n;
   }
 
@@ -67,13 +68,7 @@ export class LatencyHistogram {
     for (let i = 0; i < BUCKETS; i++) {
       seen += this.counts[i]!;
       if (seen >= target) {
-        const upper =
-          i < FINE_BUCKETS
-            ? (i + 1) * FINE_STEP
-            : i < BUCKETS - 1
-              ? FINE_MS + (i - FINE_BUCKETS) + 1
-              : this.max;
-        return Math.min(upper, this.max);
+        return Math.min(i < BUCKETS - 1 ? upperMs(i) : this.max, this.max);
       }
     }
     return this.max;
@@ -97,7 +92,13 @@ export class LatencyHistogram {
    */
   histogramExposition(name: string, help: string, boundsMs: readonly number[] = LATENCY_BUCKETS_MS): string {
     const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
-    for (const b of boundsMs) lines.push(`${name}_bucket{le="${b / 1000}"} ${this.countBelow(b)}`);
+    // One pass over the buckets (the scrape runs on the media thread).
+    let i = 0;
+    let below = 0;
+    for (const b of boundsMs) {
+      for (; i < BUCKETS - 1 && upperMs(i) <= b + 1e-9; i++) below += this.counts[i]!;
+      lines.push(`${name}_bucket{le="${b / 1000}"} ${below}`);
+    }
     lines.push(`${name}_bucket{le="+Inf"} ${this.count}`);
     lines.push(`${name}_sum ${(this.sum / 1000).toFixed(6)}`, `${name}_count ${this.count}`);
     return lines.join('\n') + '\n';
