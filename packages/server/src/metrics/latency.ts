@@ -40,14 +40,9 @@ export class LatencyHistogram {
     if (v > this.max) this.max = v;
   }
 
-  /** Samples below `lo` or at/above `hi` ms (bucket resolution: exact on 0.05 ms boundaries below 50 ms). */
+  /** Samples below `lo` or at/above `hi` ms (exact on bucket boundaries, see {@link countBelow}). */
   countOutside(lo: number, hi: number): number {
-    let n = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      const lower = i < FINE_BUCKETS ? i * FINE_STEP : FINE_MS + (i - FINE_BUCKETS);
-      if (lower < lo - 1e-9 || lower >= hi - 1e-9) n += this.counts[i]!;
-    }
-    return n;
+    return this.countBelow(lo) + this.count - this.countBelow(hi);
   }
 
   /**
