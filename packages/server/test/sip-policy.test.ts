@@ -316,12 +316,16 @@ test('malformed SIP and stray RTP get defined outcomes and do not disturb a live
     await until(() => leg.rtp.stats.foreign >= 20, 'stray RTP counted as foreign');
 
     // The live call was not disturbed: media kept flowing both ways at 20 ms.
+    // Every frame due by now must reach the app; on a loaded machine (the caller, server and app
+    // share this process) some may still be on their way, so wait up to 2 s for them — a call
+    // the bad input disturbed never delivers them.
     await new Promise((r) => setTimeout(r, 500));
     const elapsed = performance.now() - corpusStart;
-    const inbound = conn.messages.slice(mediaBefore).filter((m) => m.event === 'media').length;
-    assert.ok(
-      inbound >= Math.floor(elapsed / 20) - 10,
-      `app got ${inbound} frames in ${elapsed.toFixed(0)} ms`,
+    const inbound = () => conn.messages.slice(mediaBefore).filter((m) => m.event === 'media').length;
+    await until(
+      () => inbound() >= Math.floor(elapsed / 20) - 10,
+      `app frames: ${inbound()} after ${elapsed.toFixed(0)} ms`,
+      2000,
     );
     const out = packetsSince(call, corpusStart);
     for (let i = 1; i < out.length; i++) {
