@@ -10,7 +10,7 @@ import pino from 'pino';
 import { createRuntime, parseConfig, writeWav } from '../src/index.js';
 import { XmlSession } from '../src/xml/interpreter.js';
 import { TestLeg, TestWsApp } from '../src/testing/index.js';
-import { assertSignedCallback, until } from './helpers.js';
+import { assertSignedCallback, harness, until } from './helpers.js';
 
 interface Hit {
   path: string;
@@ -104,6 +104,39 @@ test('<Play> failures: a file over xml.maxPlayBytes and a 404 are skipped with p
   } finally {
     call.hangup();
     await rt.close();
+    await web.close();
+  }
+});
+
+test('<Play> plays each frame once when a stall makes several ticks run in one turn (no replay of its start before it is detached)', async () => {
+  let base = '';
+  const web = await xmlApp({
+    '/answer': () => ({ body: `<Response><Play>${base}/one.wav</Play><Wait length="1"/></Response>` }),
+    '/one.wav': () => ({ body: tone(500, 300) }), // 2400 samples: exactly 15 frames
+  });
+  base = web.base;
+  const h = harness({ authToken: 'xml-test-token' });
+  const session = new XmlSession(h.runtime, h.call, {
+    answer: { url: `${web.base}/answer`, method: 'POST' },
+  });
+  try {
+    const running = session.run();
+    await until(() => {
+      h.clock.advance(20);
+      return h.leg.sent.some((s) => s.info.hasPlayback);
+    }, 'the prompt starts');
+    // A stall caught up at once: 20 ticks in one synchronous turn. The prompt ends during it and is
+    // detached only afterwards (a microtask), so the last ticks still pull from it.
+    h.clock.advance(400);
+    const playback = h.leg.sent.filter((s) => s.info.hasPlayback);
+    assert.equal(playback.length, 15, `frames with the prompt: ${playback.length}`);
+    const tail = h.leg.sent.slice(h.leg.sent.indexOf(playback.at(-1)!) + 1);
+    assert.ok(tail.length >= 4, `ticks after the prompt in the same turn: ${tail.length}`);
+    h.call.hangup();
+    await running;
+  } finally {
+    h.call.hangup();
+    await h.runtime.close();
     await web.close();
   }
 });

@@ -379,14 +379,25 @@ export class XmlSession {
     await this.playSamples(samples, loop);
   }
 
-  /** Plays PCM at the call rate into the outbound track `loop` times (0 = until interrupted). */
+  /**
+   * Plays PCM at the call rate into the outbound track `loop` times (0 = until interrupted).
+   * Once the last sample is out the source stays finished: it is detached only after `done`
+   * resolves (a microtask later), and ticks caught up after a stall run in one synchronous turn —
+   * a further pull must not start the prompt again.
+   */
   private async playSamples(samples: Int16Array, loop: number): Promise<void> {
     let offset = 0;
     let played = 0;
-    let finish!: () => void;
-    const done = new Promise<void>((r) => (finish = r));
+    let finished = false;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const finish = () => {
+      finished = true;
+      resolveDone();
+    };
     const source: OutboundSource = {
       pull(frame) {
+        if (finished) return false;
         if (samples.length === 0) {
           finish();
           return false;
