@@ -144,7 +144,9 @@ export function frameEchoAlignment(
         }
       }
       if (best >= minCorrelation) {
-        if (lag >= 0 && previous === f - 1 && scores.get(previous)! < minCorrelation) {
+        // The last checked frame failed at the old lag: the change may lie inside it (its head at
+        // the old lag, its tail at the new one) — even with unchecked quiet frames in between.
+        if (lag >= 0 && previous >= 0 && scores.get(previous)! < minCorrelation) {
           const s = split(previous * n, lag, bestLag);
           if (s > scores.get(previous)!) scores.set(previous, s);
         }
