@@ -26,6 +26,8 @@ const { values } = parseArgs({
     user: { type: 'string', default: 'bench' },
     /** Keep the arrival time of every audio packet (burst mode's audio-after-clear check). */
     arrivals: { type: 'boolean', default: false },
+    /** Caller numbers are 1000 + index from here on (warm-up calls use their own numbers). */
+    'first-index': { type: 'string', default: '0' },
   },
 });
 const [host, portText] = values.target.split(':');
@@ -33,6 +35,7 @@ const target = { host: host!, port: Number(portText) };
 const N = Number(values.calls);
 const durationMs = Number(values.duration) * 1000;
 const rate = Number(values.rate);
+const FIRST_INDEX = Number(values['first-index']);
 
 const speech = g711Encode(
   'mulaw',
@@ -234,7 +237,7 @@ const pacer = setInterval(() => {
 
 const placed: Array<Promise<void>> = [];
 for (let i = 0; i < N; i++) {
-  placed.push(place(i));
+  placed.push(place(FIRST_INDEX + i));
   await new Promise((r) => setTimeout(r, 1000 / rate));
 }
 await Promise.all(placed);

@@ -21,6 +21,7 @@ import type { CallersReport } from './callers.js';
 import type { CallStats } from './ws-app.js';
 import { FORGONE_REASONS } from '../packages/server/src/media/playout.js';
 import { Freezer, parseFreeze } from './freeze.js';
+import { HostSpeedProbe } from './host-speed.js';
 import { recvQueues } from './socket-queues.js';
 
 const { values } = parseArgs({
@@ -31,6 +32,9 @@ const { values } = parseArgs({
     playback: { type: 'string', default: 'echo' },
     noise: { type: 'boolean', default: false },
     rate: { type: 'string', default: '20' },
+    // Calls placed (at --rate) and ended before the measured run, so it measures a warmed-up
+    // server: a fresh process runs its set-up and hang-up code cold (V8 compiles it lazily).
+    warmup: { type: 'string', default: '20' },
     // A disturbed app: `MS/S` blocks the app's event loop for MS ms every S s (see bench/ws-app.ts).
     'app-stall': { type: 'string' },
     // A disturbed machine: `DUTY/MS` freezes server, app and callers independently (bench/freeze.ts).
@@ -217,6 +221,37 @@ const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/sta
 
 await new Promise((r) => setTimeout(r, 1000)); // let the server settle before the baseline
 const baselineRss = rssKiB();
+/** Warm-up callers' numbers start here (their app stats and callbacks are left out of the report). */
+const WARMUP_FIRST_INDEX = 100_000;
+const warmupCalls = Number(values.warmup);
+if (!(Number.isInteger(warmupCalls) && warmupCalls >= 0))
+  throw new Error(`--warmup must be a whole number of calls, got ${values.warmup}`);
+if (warmupCalls > 0) {
+  console.error(`bench: warm-up, ${warmupCalls} calls × 3 s`);
+  const w = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'bench/callers.ts'),
+      '--target',
+      `127.0.0.1:${sipPort}`,
+      '--calls',
+      String(warmupCalls),
+      '--duration',
+      '3',
+      '--rate',
+      values.rate,
+      '--first-index',
+      String(WARMUP_FIRST_INDEX),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  children.push(w);
+  await new Promise<void>((r) => w.on('exit', () => r()));
+  await new Promise((r) => setTimeout(r, 2000)); // their hang-ups and callbacks
+  for (const k of Object.keys(callbacks)) delete callbacks[k];
+}
 const m0 = await metrics();
 let peakRss = baselineRss;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssKiB())), 250);
@@ -275,7 +310,11 @@ const playoutTimeline: Array<{
   cpuPct: { server: number; app: number; callers: number };
   /** playAudio→RTP samples recorded that second, and the share of them at 25 ms or more, %. */
   playAudioToRtp: { n: number; over25Pct: number };
+  /** Median CPU time of the host-speed probe that second, µs (bench/host-speed.ts; higher = slower host). */
+  hostProbeUs: number;
 }> = [];
+/** The host's speed over the run (see bench/host-speed.ts): steal does not show a slowed vCPU. */
+const hostSpeed = new HostSpeedProbe();
 let sampling = true;
 const PLAY_HIST = 'callstream_playaudio_to_rtp_histogram_seconds';
 const CAPTURE_HIST = 'callstream_capture_to_ws_histogram_seconds';
@@ -299,6 +338,7 @@ let callersStarted: () => void;
 const timelineDone = (async () => {
   await new Promise<void>((r) => (callersStarted = r));
   const callersStartedAt = performance.now();
+  hostSpeed.start();
   let prev = m0;
   let prevTicks = machineCpuTicks();
   const procs = { server: pid, app: app.child.pid!, callers: callers.pid! };
@@ -354,6 +394,7 @@ const timelineDone = (async () => {
       stealPct,
       cpuPct,
       playAudioToRtp: { n: play.n, over25Pct: play.overPct },
+      hostProbeUs: hostSpeed.second(),
     });
     prev = m;
   }
@@ -388,6 +429,7 @@ callers.stdout.on('data', (d: Buffer) => {
 });
 await new Promise<void>((r) => callers.on('exit', () => r()));
 freezer?.stop();
+hostSpeed.stop();
 sampling = false;
 callersStarted!(); // (if they never said so)
 await timelineDone;
@@ -424,7 +466,9 @@ const steadyShare = (hist: string, boundS: number) =>
 const q = (name: string, quantile: string) =>
   +(1000 * (m1.get(`${name}{quantile="${quantile}"}`) ?? NaN)).toFixed(3);
 const sum = <T>(xs: T[], f: (x: T) => number) => xs.reduce((s, x) => s + f(x), 0);
-const appCalls = Object.values(appStats.calls);
+const appCalls = Object.entries(appStats.calls)
+  .filter(([key]) => !(Number(key) >= 1000 + WARMUP_FIRST_INDEX))
+  .map(([, c]) => c);
 let audioAfterClear = 0;
 for (const c of answered) {
   const a = appStats.calls[String(1000 + c.index)];
@@ -454,6 +498,12 @@ const report = {
   /** `--freeze`: each process frozen about `duty` of the time, 5…`maxMs` ms at a time; what was done. */
   freeze: freezeSpec && freezer ? { ...freezeSpec, done: freezer.stats } : null,
   noiseCancellation: values.noise,
+  /**
+   * `--warmup`: calls of 3 s placed and ended before the measured run (left out of loss, checkpoint
+   * and callback figures; the server's whole-life latency quantiles include them, which can only
+   * raise them).
+   */
+  warmupCalls,
   answered: answered.length,
   streamSeconds: +streamSeconds.toFixed(1),
   server: {
@@ -585,7 +635,17 @@ const report = {
    * The whole machine over the steady window (`/proc/stat`, all cores): % busy, idle, and stolen by
    * the hypervisor. Steal makes every figure above worse than the code; compare runs with little.
    */
-  machine: { busyPct: share('busy'), idlePct: share('idle'), stealPct: share('steal') },
+  machine: {
+    busyPct: share('busy'),
+    idlePct: share('idle'),
+    stealPct: share('steal'),
+    /**
+     * CPU time of a fixed piece of work, probed 10 times a second over the run (µs), and how much
+     * slower than its fastest the host ran at the median. On this VM the same work has cost up to
+     * twice as much CPU time at 0 % steal; a run on a slowed host measures the host.
+     */
+    hostSpeed: hostSpeed.summary(),
+  },
   /**
    * The load generators' own health: how late the callers sent their packets and how long the app's
    * event loop stalled. Late or bunched input reaches the server as jitter it has to absorb.
@@ -664,7 +724,7 @@ if (playoutTimeline.length > 0)
       .join(' ')}`,
   );
 console.log(
-  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
+  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}${warmupCalls > 0 ? ` (after ${warmupCalls} warm-up calls)` : ' (cold server)'}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms (steady: ${l.playAudioToRtp.steady.overPct} % ≥ 25 ms), ` +
     (playback === 'echo'
       ? `echo round trip at callers p50/p99 ${l.echoRoundTripAtCallers.p50}/${l.echoRoundTripAtCallers.p99} ms, `
@@ -673,7 +733,7 @@ console.log(
     `loss in ${report.frames.callerToServer.serverLost + report.frames.callerToServer.appChunkGaps} out ${report.frames.serverToCaller.callerLost}, ` +
     `checkpoints ${report.checkpoints.acked}/${report.checkpoints.expected}, clears ${report.clears.sent} (audio after: ${report.clears.audioPacketsAfterClear}); ` +
     (freezeSpec ? `freeze ${freezeSpec.duty}/${freezeSpec.maxMs} seed ${freezeSpec.seed}, ` : '') +
-    `machine busy ${report.machine.busyPct} % steal ${report.machine.stealPct} %, callers > 20 ms late ${report.peers.callersSendLatenessMs.over20}× → ${ok ? 'PASS' : 'FAIL'}` +
+    `machine busy ${report.machine.busyPct} % steal ${report.machine.stealPct} % host probe ${report.machine.hostSpeed.p50Us} µs (+${report.machine.hostSpeed.slowdownPct} % over its fastest), callers > 20 ms late ${report.peers.callersSendLatenessMs.over20}× → ${ok ? 'PASS' : 'FAIL'}` +
     `; budget ${budgetMisses.length === 0 ? 'met' : `missed (${budgetMisses.join('; ')})`}`,
 );
 server.child.kill('SIGTERM');
