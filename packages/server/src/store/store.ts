@@ -19,6 +19,7 @@ import {
 } from 'kysely';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
+import { WalCheckpointer } from './wal-checkpointer.js';
 import {
   migrationProvider,
   type CallsTable,
@@ -71,6 +72,8 @@ export class Store {
     readonly db: Kysely<Database>,
     readonly kind: 'sqlite' | 'postgres',
     private readonly logger?: Logger,
+    /** SQLite file stores: WAL checkpoints on a worker thread (wal-checkpointer.ts). */
+    readonly walCheckpointer: WalCheckpointer | null = null,
   ) {}
 
   /**
@@ -80,6 +83,7 @@ export class Store {
   static async open(options: StoreOptions): Promise<Store> {
     let db: Kysely<Database>;
     let kind: 'sqlite' | 'postgres';
+    let sqliteFile: { sqlite: SqliteDatabase.Database; file: string } | null = null;
     if (options.databaseUrl) {
       kind = 'postgres';
       db = new Kysely<Database>({
@@ -95,6 +99,7 @@ export class Store {
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = NORMAL');
       db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
+      if (file !== ':memory:') sqliteFile = { sqlite, file };
     }
     const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
     if (error) {
@@ -103,7 +108,10 @@ export class Store {
     }
     for (const r of results ?? [])
       if (r.status === 'Success') options.logger?.info({ migration: r.migrationName }, 'migration applied');
-    return new Store(db, kind, options.logger);
+    const checkpointer = sqliteFile
+      ? new WalCheckpointer(sqliteFile.sqlite, sqliteFile.file, options.logger)
+      : null;
+    return new Store(db, kind, options.logger, checkpointer);
   }
 
   /** Queues a write after every earlier one; failures are logged and counted. */
@@ -311,9 +319,10 @@ export class Store {
     return { streams: live.length, calls: calls.length, pendingCallbacks: pending.length };
   }
 
-  /** Waits for queued writes, then closes the connection. */
+  /** Waits for queued writes, runs a last WAL checkpoint (SQLite), then closes the connection. */
   async close(): Promise<void> {
     await this.flush();
+    await this.walCheckpointer?.close();
     await this.db.destroy();
   }
 }
