@@ -586,8 +586,8 @@ const report = {
      * includes every socket queue on the way, the app's turn and the playout wait.
      */
     echoRoundTripAtCallers: {
-      p50: callerReport.echoRoundTrip.p50,
-      p99: callerReport.echoRoundTrip.p99,
+      p50: +callerReport.echoRoundTrip.p50.toFixed(2),
+      p99: +callerReport.echoRoundTrip.p99.toFixed(2),
       max: +callerReport.echoRoundTrip.max.toFixed(2),
       frames: callerReport.echoRoundTrip.count,
       /** Second by second (callers' clock, from their start): see callers.ts. */
