@@ -9,6 +9,7 @@
  * or rejected, 2 for bad usage or configuration.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import v8 from 'node:v8';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { createRuntime } from './app.js';
@@ -104,6 +105,9 @@ program
             sip: { ...loaded.sip, ...(o.sipPort === undefined ? {} : { port: Number(o.sipPort) }) },
           });
     const logger = pino({ level: config.log.level });
+    // A process-wide V8 setting, so here (the process entry) and not in startServer (gc.* in config.ts).
+    if (config.gc.heapGrowingPercent > 0)
+      v8.setFlagsFromString(`--heap-growing-percent=${config.gc.heapGrowingPercent}`);
     // A bug must not take every live call down: log it and keep serving.
     process.on('unhandledRejection', (err) =>
       logger.error({ err }, 'unhandled rejection (a bug): logged, server kept running'),

@@ -15,6 +15,9 @@ test('defaults follow protocol.md Appendix A and the result is frozen', () => {
   assert.equal(c.stream.maxMessageBytes, 16 * 1024 * 1024);
   assert.deepEqual(c.callbacks.retryDelaysMs, [1000, 2000, 4000]);
   assert.equal(c.stream.checkpointAckEvent, 'playedStream');
+  assert.equal(c.gc.heapGrowingPercent, 200);
+  assert.equal(parseConfig({ gc: { heapGrowingPercent: 0 } }).gc.heapGrowingPercent, 0);
+  assert.throws(() => parseConfig({ gc: { heapGrowingPercent: -5 } }), /gc\.heapGrowingPercent/);
   assert.throws(() => ((c.stream as { redials: number }).redials = 5));
 });
 

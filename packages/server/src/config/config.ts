@@ -87,6 +87,18 @@ export const configSchema = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .prefault({}),
+    gc: z
+      .object({
+        /**
+         * V8's old-generation growing factor, as `1 + p/100`, set when `serve` starts
+         * (`--heap-growing-percent`); 0 leaves V8's own heuristics. With them, at 200 streams the
+         * old generation (~50 MB live) was marked and compacted every ~5 s, and most seconds with
+         * playback waiting ≥ 25 ms held one; at 200 a 60 s run had 1 instead of ~11, for ~30 MB
+         * more RSS (README, *Load benchmark*).
+         */
+        heapGrowingPercent: z.number().int().min(0).max(1000).default(200),
+      })
+      .prefault({}),
     xml: z
       .object({
         timeoutMs: z.number().int().positive().default(10000),
