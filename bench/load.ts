@@ -221,14 +221,17 @@ const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/sta
 
 await new Promise((r) => setTimeout(r, 1000)); // let the server settle before the baseline
 const baselineRss = rssKiB();
-/** Warm-up callers' numbers start here (their app stats and callbacks are left out of the report). */
-const WARMUP_FIRST_INDEX = 100_000;
-const warmupCalls = Number(values.warmup);
-if (!(Number.isInteger(warmupCalls) && warmupCalls >= 0))
-  throw new Error(`--warmup must be a whole number of calls, got ${values.warmup}`);
-if (warmupCalls > 0) {
-  console.error(`bench: warm-up, ${warmupCalls} calls × 3 s`);
-  const w = spawn(
+/**
+ * Starts a callers process (bench/callers.ts) against the server: `calls` calls of `durationS` s at
+ * `--rate`, plus `extra` arguments; `stdout` 'pipe' to read its markers and report.
+ */
+function spawnCallers(
+  calls: number,
+  durationS: number,
+  extra: string[],
+  stdout: 'pipe' | 'ignore',
+): ChildProcess {
+  const child = spawn(
     process.execPath,
     [
       '--import',
@@ -237,17 +240,26 @@ if (warmupCalls > 0) {
       '--target',
       `127.0.0.1:${sipPort}`,
       '--calls',
-      String(warmupCalls),
+      String(calls),
       '--duration',
-      '3',
+      String(durationS),
       '--rate',
       values.rate,
-      '--first-index',
-      String(WARMUP_FIRST_INDEX),
+      ...extra,
     ],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+    { cwd: ROOT, stdio: ['ignore', stdout, 'inherit'] },
   );
-  children.push(w);
+  children.push(child);
+  return child;
+}
+/** Warm-up callers' numbers start here (their app stats and callbacks are left out of the report). */
+const WARMUP_FIRST_INDEX = 100_000;
+const warmupCalls = Number(values.warmup);
+if (!(Number.isInteger(warmupCalls) && warmupCalls >= 0))
+  throw new Error(`--warmup must be a whole number of calls, got ${values.warmup}`);
+if (warmupCalls > 0) {
+  console.error(`bench: warm-up, ${warmupCalls} calls × 3 s`);
+  const w = spawnCallers(warmupCalls, 3, ['--first-index', String(WARMUP_FIRST_INDEX)], 'ignore');
   await new Promise<void>((r) => w.on('exit', () => r()));
   await new Promise((r) => setTimeout(r, 2000)); // their hang-ups and callbacks
   for (const k of Object.keys(callbacks)) delete callbacks[k];
@@ -259,25 +271,7 @@ const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssKiB())), 250);
 console.error(
   `bench: ${N} calls × ${S} s, ${contentType}, ${playback}${values.noise ? ', noise cancellation' : ''}; SIP 127.0.0.1:${sipPort}`,
 );
-const callers = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    join(ROOT, 'bench/callers.ts'),
-    '--target',
-    `127.0.0.1:${sipPort}`,
-    '--calls',
-    String(N),
-    '--duration',
-    String(S),
-    '--rate',
-    values.rate,
-    ...(playback === 'burst' ? ['--arrivals'] : []),
-  ],
-  { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-);
-children.push(callers);
+const callers = spawnCallers(N, S, playback === 'burst' ? ['--arrivals'] : [], 'pipe');
 const freezer = freezeSpec
   ? new Freezer(freezeSpec, { server: pid, app: app.child.pid!, callers: callers.pid! })
   : null;
@@ -411,7 +405,7 @@ const steady: {
   endAt?: number;
   end?: Promise<Map<string, number>>;
 } = {};
-callers.stdout.on('data', (d: Buffer) => {
+callers.stdout!.on('data', (d: Buffer) => {
   callersOut += d.toString();
   if (callersOut.includes('#started\n')) callersStarted();
   if (!steady.up && callersOut.includes('#all-up\n')) {
