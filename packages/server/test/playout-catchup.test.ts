@@ -363,6 +363,33 @@ test('waiting: true after a pull that played audio left the queue empty; false o
   assert.equal(q.waiting, false);
 });
 
+test('waiting: not when the queue runs dry long after the app last sent audio (an utterance sent ahead), still when its audio came within the last two pulls', () => {
+  const frame = new Int16Array(N);
+  // A TTS burst: 10 frames at once, then nothing — the last pull drains audio sent 200 ms ago.
+  const ahead = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40 });
+  ahead.enqueueAudio(voiced(10 * N));
+  const waits: boolean[] = [];
+  for (let i = 0; i < 10; i++) {
+    ahead.pull(frame);
+    waits.push(ahead.waiting);
+  }
+  assert.deepEqual(waits, [false, false, false, false, false, false, false, false, false, false]);
+  assert.equal(ahead.isEmpty, true, 'drained');
+  // A real-time app two frames ahead: the drain is 2 pulls after its last message — still held.
+  const live = new PlayoutQueue({ frameSamples: N, capSamples: 8000 * 40 });
+  live.enqueueAudio(voiced(2 * N));
+  live.pull(frame);
+  assert.equal(live.waiting, false, 'a frame still queued');
+  live.pull(frame);
+  assert.equal(live.waiting, true);
+  // ...three frames ahead: the third pull is past the window.
+  live.enqueueAudio(voiced(3 * N));
+  live.pull(frame);
+  live.pull(frame);
+  live.pull(frame);
+  assert.equal(live.waiting, false);
+});
+
 test('fast catch-up: 200 ms late (10 frames) is recovered by removing several pitch periods per frame while more than 3 frames are late', () => {
   const fixed = liveRun(true, 10);
   // Periods of 50 samples: 150 per frame (3 periods) while more than 480 are late, then one period

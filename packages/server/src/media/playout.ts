@@ -86,6 +86,13 @@ export const DEEP_LATENESS_FRAMES = 5;
  */
 export const MAX_LATENESS_FRAMES = 500;
 
+/**
+ * A frame is held for the app's next one ({@link PlayoutQueue.waiting}) only if the app's audio
+ * arrived within this many pulls (40 ms): a real-time app's frames come one per tick, a little
+ * before or after it.
+ */
+export const WAIT_RECENT_PULLS = 2;
+
 /** Pulls (20 ms each) per standing-backlog window: 0.5 s. */
 export const BACKLOG_WINDOW = 25;
 
@@ -249,6 +256,8 @@ export class PlayoutQueue {
   private readonly longBacklog = { pulls: 0, enqueued: 0, quarterFrom: 0, min: Infinity, steady: true };
   /** The last pull played queued audio (see {@link waiting}). */
   private lastPullAudio = false;
+  /** Pulls since audio was last enqueued (see {@link waiting}). */
+  private pullsSinceAudio = Infinity;
   private readonly result: PullResult = { audioSamples: 0, checkpoints: [], dtmf: [] };
   /** Samples removed by catch-up so far (metrics). */
   acceleratedSamples = 0;
@@ -287,11 +296,16 @@ export class PlayoutQueue {
   }
 
   /**
-   * True when the last pull played audio and nothing is queued now: the app's next frame is due and
-   * has not arrived — the call may hold this tick's frame for it (MediaClock.deferTick).
+   * True when the last pull played audio, nothing is queued now, and the app's audio has been
+   * arriving just in time (some came within the last {@link WAIT_RECENT_PULLS} pulls): its next
+   * frame is due and has not arrived — the call may hold this tick's frame for it
+   * (MediaClock.deferTick). A queue that ran dry long after the app's last message held audio sent
+   * ahead (an utterance of a TTS burst): nothing more is coming, and holding the frame would only
+   * send it up to the grace window late — an inter-packet interval outside 20 ± 5 ms at the end of
+   * every utterance (issue 6: 1 852 such holds, all expired, in a 200-call burst run).
    */
   get waiting(): boolean {
-    return this.lastPullAudio && this.isEmpty;
+    return this.lastPullAudio && this.isEmpty && this.pullsSinceAudio <= WAIT_RECENT_PULLS;
   }
 
   /**
@@ -320,6 +334,7 @@ export class PlayoutQueue {
     this.backlog.enqueued += accepted;
     this.longBacklog.enqueued += accepted;
     if (accepted > 0) {
+      this.pullsSinceAudio = 0;
       this.items.push({
         kind: 'audio',
         samples: accepted < samples.length ? samples.subarray(0, accepted) : samples,
@@ -508,6 +523,7 @@ export class PlayoutQueue {
       this.head = 0;
     }
     this.lastPullAudio = result.audioSamples > 0;
+    this.pullsSinceAudio++;
     if (catchUp) {
       this.pullsSinceAhead = this.queued - this.lateness > 4 * n ? 0 : this.pullsSinceAhead + 1;
       this.trackPace();
