@@ -1,6 +1,6 @@
 /**
  * Load benchmark (issue 6): `npm run bench -- --calls N --duration S [--content-type T]
- * [--playback echo|burst] [--noise] [--rate R] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]]
+ * [--playback echo|burst] [--noise] [--rate R] [--caller-pacer MS] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]]
  * [--out report.json]`.
  *
  * Starts, each as its own process: callstream (`serve` with a real configuration: SQLite file in a
@@ -35,6 +35,8 @@ const { values } = parseArgs({
     // Calls placed (at --rate) and ended before the measured run, so it measures a warmed-up
     // server: a fresh process runs its set-up and hang-up code cold (V8 compiles it lazily).
     warmup: { type: 'string', default: '20' },
+    /** The callers' pacer period, ms (bench/callers.ts `--pacer-ms`: 5, batches as from a gateway). */
+    'caller-pacer': { type: 'string', default: '5' },
     // A disturbed app: `MS/S` blocks the app's event loop for MS ms every S s (see bench/ws-app.ts).
     'app-stall': { type: 'string' },
     // A disturbed machine: `DUTY/MS` freezes server, app and callers independently (bench/freeze.ts).
@@ -245,6 +247,8 @@ function spawnCallers(
       String(durationS),
       '--rate',
       values.rate,
+      '--pacer-ms',
+      values['caller-pacer'],
       ...extra,
     ],
     { cwd: ROOT, stdio: ['ignore', stdout, 'inherit'] },
@@ -498,6 +502,8 @@ const report = {
    * raise them).
    */
   warmupCalls,
+  /** `--caller-pacer`: the callers' pacer period, ms (their send jitter is 0…this). */
+  callerPacerMs: Number(values['caller-pacer']),
   answered: answered.length,
   streamSeconds: +streamSeconds.toFixed(1),
   server: {
