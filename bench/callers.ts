@@ -37,6 +37,14 @@ const { values } = parseArgs({
      * wake-up of its event loop), and playAudio→RTP p99 45 vs 35 ms.
      */
     'pacer-ms': { type: 'string', default: '5' },
+    /**
+     * When each call's 20 ms frame clock starts: `random` (default) — 0–20 ms after its 200 OK, from
+     * the call's index (the same in every run), as phones and gateways start their media clocks
+     * independently; `answer` — at the 200 OK. With `answer` and the ramp's 50 ms between calls,
+     * every call's frames were due at one of two phases of the 20 ms cycle (50 mod 20 = 10), ± the
+     * SIP set-up time: the server saw its apps' replies arrive in two clusters.
+     */
+    phase: { type: 'string', default: 'random' },
   },
 });
 const [host, portText] = values.target.split(':');
@@ -46,6 +54,11 @@ const durationMs = Number(values.duration) * 1000;
 const rate = Number(values.rate);
 const FIRST_INDEX = Number(values['first-index']);
 const PACER_MS = Number(values['pacer-ms']);
+if (values.phase !== 'random' && values.phase !== 'answer')
+  throw new Error(`--phase must be random or answer, got ${values.phase}`);
+/** Offset of call `index`'s frame clock after its 200 OK, ms in [0, 20) (Knuth's multiplicative hash). */
+const phaseOffsetMs = (index: number): number =>
+  values.phase === 'random' ? (((index * 2654435761) >>> 0) / 2 ** 32) * 20 : 0;
 if (!(PACER_MS >= 1 && PACER_MS <= 20)) throw new Error(`--pacer-ms must be 1–20, got ${values['pacer-ms']}`);
 
 const speech = g711Encode(
@@ -209,7 +222,7 @@ function place(index: number): Promise<void> {
     });
     result.status = await call.final;
     if (result.status !== 200) return;
-    const start = performance.now();
+    const start = performance.now() + phaseOffsetMs(index);
     live.push({ call, result, start, sent: 0, end: start + durationMs, sentAt });
   })();
 }

@@ -1,6 +1,6 @@
 /**
  * Load benchmark (issue 6): `npm run bench -- --calls N --duration S [--content-type T]
- * [--playback echo|burst] [--noise] [--rate R] [--caller-pacer MS] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]]
+ * [--playback echo|burst] [--noise] [--rate R] [--caller-pacer MS] [--caller-phase random|answer] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]]
  * [--out report.json]`.
  *
  * Starts, each as its own process: callstream (`serve` with a real configuration: SQLite file in a
@@ -37,6 +37,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '20' },
     /** The callers' pacer period, ms (bench/callers.ts `--pacer-ms`: 5, batches as from a gateway). */
     'caller-pacer': { type: 'string', default: '5' },
+    /** When each call's frame clock starts (bench/callers.ts `--phase`: random | answer). */
+    'caller-phase': { type: 'string', default: 'random' },
     // A disturbed app: `MS/S` blocks the app's event loop for MS ms every S s (see bench/ws-app.ts).
     'app-stall': { type: 'string' },
     // A disturbed machine: `DUTY/MS` freezes server, app and callers independently (bench/freeze.ts).
@@ -249,6 +251,8 @@ function spawnCallers(
       values.rate,
       '--pacer-ms',
       values['caller-pacer'],
+      '--phase',
+      values['caller-phase'],
       ...extra,
     ],
     { cwd: ROOT, stdio: ['ignore', stdout, 'inherit'] },
@@ -504,6 +508,8 @@ const report = {
   warmupCalls,
   /** `--caller-pacer`: the callers' pacer period, ms (their send jitter is 0…this). */
   callerPacerMs: Number(values['caller-pacer']),
+  /** `--caller-phase`: when each call's 20 ms frame clock starts (random 0–20 ms after answer, or at it). */
+  callerPhase: values['caller-phase'],
   answered: answered.length,
   streamSeconds: +streamSeconds.toFixed(1),
   server: {
