@@ -310,6 +310,32 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
   await app.close();
 });
 
+test('grace window: an utterance sent ahead ends without a held packet — every packet on its tick, the checkpoint acked with the last frame', async () => {
+  const app = await TestWsApp.start();
+  const h = harness();
+  h.clock.graceMs = 4;
+  const sentAt = recordSendTimes(h);
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  const t0 = h.clock.now();
+  // A TTS burst: 100 ms of audio in one message and its checkpoint, then nothing.
+  app.send(appMessages.playAudio('audio/x-mulaw', 8000, toneMulaw(100, g711Encode)));
+  app.send(appMessages.checkpoint(stream.streamId, 'utt'));
+  await until(() => stream.stats.received.checkpoint === 1, 'checkpoint received');
+  for (let i = 0; i < 7; i++) h.clock.advance(20); // ticks 20…140
+  const played = h.leg.sent.filter((s) => s.info.hasPlayback).length;
+  assert.equal(played, 5, 'five frames of audio');
+  // The queue ran dry at tick 100 with the app's last message 100 ms old: no hold, so the packet
+  // after the utterance went out at its tick, not 4 ms late (intervals 20, never 24 and 16).
+  assert.deepEqual(
+    sentAt.map((t) => t - t0),
+    [20, 40, 60, 80, 100, 120, 140],
+  );
+  await app.waitFor(() => app.last.messages.some((m) => m.event === 'playedStream'), 'playedStream');
+  h.call.hangup();
+  await app.close();
+});
+
 test('send slots: by default calls are spread over the four 5 ms slots (a tick in four bursts), each sending every 20 ms; `tick` puts every call on the tick', async () => {
   for (const [sendSlots, slots, phases] of [
     ['default', [0, 1, 2, 3, 0], [0, 5, 10, 15, 0]],
