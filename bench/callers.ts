@@ -1,14 +1,15 @@
 /**
  * The benchmark's callers (their own process): N concurrent SIP calls over UDP on loopback with the
  * shipped {@link TestSipPeer}, ramped up at a bounded rate; each sends the committed speech as μ-law
- * RTP paced at 20 ms (one shared pacer for all calls, `--pacer-ms`) for S seconds, then hangs up. Every RTP packet
- * the server sends back is measured on arrival: loss (sequence gaps), inter-packet interval,
- * whether it carries audio, whether that audio is our own speech (echo) and then how long after we
- * sent that frame it came back (the echo round trip through server and app, on this process's one
- * clock), and the arrival time of audio (burst: audio after a clear). Prints one JSON object on
- * stdout.
+ * RTP paced at 20 ms (one shared pacer for all calls, `--pacer-ms`; each call's frame clock at its
+ * own phase, `--phase`) for S seconds, then hangs up. Every RTP packet the server sends back is
+ * measured on arrival: loss (sequence gaps), inter-packet interval, whether it carries audio,
+ * whether that audio is our own speech (echo) and then how long after we sent that frame it came
+ * back (the echo round trip through server and app, on this process's one clock), and the arrival
+ * time of audio (burst: audio after a clear). Prints one JSON object on stdout.
  *
- * Usage: `tsx bench/callers.ts --target 127.0.0.1:5060 --calls N --duration S [--rate 20] [--pacer-ms 5]`
+ * Usage: `tsx bench/callers.ts --target 127.0.0.1:5060 --calls N --duration S [--rate 20]
+ * [--pacer-ms 5] [--phase random|answer]`
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -54,12 +55,12 @@ const durationMs = Number(values.duration) * 1000;
 const rate = Number(values.rate);
 const FIRST_INDEX = Number(values['first-index']);
 const PACER_MS = Number(values['pacer-ms']);
+if (!(PACER_MS >= 1 && PACER_MS <= 20)) throw new Error(`--pacer-ms must be 1–20, got ${values['pacer-ms']}`);
 if (values.phase !== 'random' && values.phase !== 'answer')
   throw new Error(`--phase must be random or answer, got ${values.phase}`);
 /** Offset of call `index`'s frame clock after its 200 OK, ms in [0, 20) (Knuth's multiplicative hash). */
 const phaseOffsetMs = (index: number): number =>
   values.phase === 'random' ? (((index * 2654435761) >>> 0) / 2 ** 32) * 20 : 0;
-if (!(PACER_MS >= 1 && PACER_MS <= 20)) throw new Error(`--pacer-ms must be 1–20, got ${values['pacer-ms']}`);
 
 const speech = g711Encode(
   'mulaw',

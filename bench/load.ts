@@ -1,7 +1,7 @@
 /**
  * Load benchmark (issue 6): `npm run bench -- --calls N --duration S [--content-type T]
- * [--playback echo|burst] [--noise] [--rate R] [--caller-pacer MS] [--caller-phase random|answer] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]]
- * [--out report.json]`.
+ * [--playback echo|burst] [--noise] [--rate R] [--caller-pacer MS] [--caller-phase random|answer]
+ * [--warmup K] [--app-stall MS/S] [--freeze DUTY/MS [--freeze-seed K]] [--out report.json]`.
  *
  * Starts, each as its own process: callstream (`serve` with a real configuration: SQLite file in a
  * temp dir, status callbacks to a receiver here), the WebSocket application (bench/ws-app.ts), and
