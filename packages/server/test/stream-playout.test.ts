@@ -26,6 +26,17 @@ async function connected(app: TestWsApp) {
   assert.equal(app.last.messages[0]!.event, 'start');
 }
 
+/** A bidirectional μ-law stream on a fake clock with the 4 ms grace window, its app connected. */
+async function graceWindowStream() {
+  const app = await TestWsApp.start();
+  const h = harness();
+  h.clock.graceMs = 4;
+  const sentAt = recordSendTimes(h);
+  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
+  await connected(app);
+  return { app, h, sentAt, stream, t0: h.clock.now() };
+}
+
 test('10 s sent in one burst plays out in exactly 10 s; checkpoint acked with the last packet', async () => {
   const app = await TestWsApp.start();
   const h = harness();
@@ -262,13 +273,7 @@ test('audioTrack both: a monitor stream gets the caller frames (inbound) and exa
 });
 
 test('grace window: a tick whose frame is a few ms late holds the packet and sends it on arrival; without it, silence at due + 4 ms and the audio next tick', async () => {
-  const app = await TestWsApp.start();
-  const h = harness();
-  h.clock.graceMs = 4;
-  const sentAt = recordSendTimes(h);
-  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
-  await connected(app);
-  const t0 = h.clock.now();
+  const { app, h, sentAt, stream, t0 } = await graceWindowStream();
   const audio = toneMulaw(80, g711Encode);
   const frame = (k: number) => audio.subarray(k * 160, k * 160 + 160);
   const play = async (k: number) => {
@@ -311,18 +316,17 @@ test('grace window: a tick whose frame is a few ms late holds the packet and sen
 });
 
 test('grace window: an utterance sent ahead ends without a held packet — every packet on its tick, the checkpoint acked with the last frame', async () => {
-  const app = await TestWsApp.start();
-  const h = harness();
-  h.clock.graceMs = 4;
-  const sentAt = recordSendTimes(h);
-  const stream = h.startStream(app.url(), { bidirectional: 'true', contentType: MULAW });
-  await connected(app);
-  const t0 = h.clock.now();
+  const { app, h, sentAt, stream, t0 } = await graceWindowStream();
   // A TTS burst: 100 ms of audio in one message and its checkpoint, then nothing.
   app.send(appMessages.playAudio('audio/x-mulaw', 8000, toneMulaw(100, g711Encode)));
   app.send(appMessages.checkpoint(stream.streamId, 'utt'));
   await until(() => stream.stats.received.checkpoint === 1, 'checkpoint received');
-  for (let i = 0; i < 7; i++) h.clock.advance(20); // ticks 20…140
+  for (let i = 0; i < 4; i++) h.clock.advance(20); // ticks 20…80
+  assert.equal(stream.stats.checkpointsAcked, 0, 'the last frame has not gone yet');
+  h.clock.advance(20); // tick 100: the last frame
+  assert.equal(stream.stats.checkpointsAcked, 1, 'acked with the last frame');
+  h.clock.advance(20);
+  h.clock.advance(20); // ticks 120, 140
   const played = h.leg.sent.filter((s) => s.info.hasPlayback).length;
   assert.equal(played, 5, 'five frames of audio');
   // The queue ran dry at tick 100 with the app's last message 100 ms old: no hold, so the packet
