@@ -123,3 +123,21 @@ test('send phase: a step the clock refused spends nothing — it is asked for ag
   assert.equal(sp.moves, 1);
   assert.equal(sp.onTick(3), 0);
 });
+
+test('send phase: a long lead (12 ms, a larger jitter buffer) settles the slot due 12–17 ms after the arrivals and keeps it while the estimate wanders', () => {
+  let seed = 5;
+  const jitter = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  // Arrivals 3 ± 1 ms into the tick: slot 3 (due at 15: 12 after them) or slot 0 (due at 20: 17
+  // after them) are both in the band; the first-choice target flips between them as the mean
+  // wanders round 3. (Measured on the (−10, 10] circle, as before, 12 and 17 ms read as −8 and −3:
+  // the call moved to and fro once per token — 3 moves at once, then one per 10 s.)
+  const sp = new SendPhase({ minLeadMs: 12 });
+  assert.equal(sp.leadMs(), 12);
+  const r = run(sp, 1, 30_000, () => 3 + jitter());
+  assert.deepEqual(r.steps, [[15, -1]], 'slot 1 (due at 5: 2 ms after them) → slot 0, then stays');
+  assert.equal(r.slot, 0);
+  // The lead is capped (MAX_LEAD_MS): the band must end before the next arrivals (20 ms on).
+  const capped = new SendPhase({ minLeadMs: 8 });
+  for (let k = 0; k < 5; k++) capped.late();
+  assert.equal(capped.leadMs(), 12);
+});

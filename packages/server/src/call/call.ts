@@ -130,7 +130,9 @@ export class Call {
     });
     const clock = deps.mediaClock;
     this.sendPhase =
-      deps.config.stream.playoutAlignSendPhase && clock.shiftSlot && clock.phaseMs ? new SendPhase() : null;
+      deps.config.stream.playoutAlignSendPhase && clock.shiftSlot && clock.phaseMs
+        ? new SendPhase({ minLeadMs: deps.config.stream.playoutSendLeadMs })
+        : null;
     // Calls start spread over the send slots (smaller bursts of work per tick; aligned calls
     // then move), or all send in slot 0, on the tick (`stream.sendSlots: 'tick'`).
     const spread = this.sendPhase !== null || deps.config.stream.sendSlots === 'spread';

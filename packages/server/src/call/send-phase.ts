@@ -1,5 +1,12 @@
 import { PTIME_MS, SLOT_MS, TICK_SLOTS, mod } from '../clock/clock.js';
 
+/**
+ * Longest lead, ms: the band a call stays in reaches 5.5 ms beyond the lead and must end well
+ * before the arrivals come round again (20 ms on): a slot due just before them is the trap the
+ * class comment describes.
+ */
+export const MAX_LEAD_MS = 12;
+
 /** Tuning of {@link SendPhase}; the defaults are what the server uses. */
 export interface SendPhaseOptions {
   /**
@@ -59,9 +66,11 @@ export interface SendPhaseOptions {
  *
  * Jitter has tails σ does not see (a stall of the app, or of this server, delays a few frames by
  * 10 ms or more). When the call's frame was held for audio that then came after the grace window
- * ({@link late}), the lead grows by 2 ms (up to 10 ms more), and it shrinks again by 1 ms per 30 s
- * without such a straggler (slowly: every move back and forth costs two uneven packet intervals) —
- * an adaptive target delay, as jitter buffers keep one.
+ * ({@link late}), the lead grows by 2 ms (up to 10 ms more; the whole lead at most
+ * {@link MAX_LEAD_MS}), and it shrinks again by 1 ms per 30 s without such a straggler (slowly:
+ * every move back and forth costs two uneven packet intervals) — an adaptive target delay, as
+ * jitter buffers keep one. The band is measured forward from the arrivals, 0–20 ms (on a −10…10
+ * circle, before, a lead over 4.5 ms moved a call to and fro as the estimate wandered).
  *
  * Pure: fed phases and ticks, returns decisions. Source: design.md "Real-time rules" (one media clock).
  */
@@ -124,7 +133,10 @@ export class SendPhase {
   }
 
   private leadFor(e: { concentration: number } | null): number {
-    return Math.max(this.o.minLeadMs, e ? leadMs(e.concentration) : 0) + this.extraLeadMs;
+    return Math.min(
+      MAX_LEAD_MS,
+      Math.max(this.o.minLeadMs, e ? leadMs(e.concentration) : 0) + this.extraLeadMs,
+    );
   }
 
   /**
@@ -147,7 +159,9 @@ export class SendPhase {
     const e = this.estimate()!;
     if (e.concentration < this.o.minConcentration) return 0;
     const lead = this.leadFor(e);
-    const d = wrap(slot * SLOT_MS - e.phaseMs); // our due time relative to the arrivals
+    // Our due time after the arrivals, on the 20 ms circle: [0, 20) (a slot due just before them
+    // is 19.x ms after the previous ones — beyond every band, MAX_LEAD_MS).
+    const d = mod(slot * SLOT_MS - e.phaseMs, PTIME_MS);
     if (d >= Math.max(0, lead - 1.5) && d < lead + 5.5) return 0;
     const target = mod(Math.ceil((e.phaseMs + lead) / SLOT_MS), TICK_SLOTS);
     const diff = mod(target - slot, TICK_SLOTS);
@@ -172,12 +186,4 @@ export class SendPhase {
 export function leadMs(r: number): number {
   const sigma = (Math.sqrt(-2 * Math.log(Math.min(1, Math.max(r, 1e-9)))) * PTIME_MS) / (2 * Math.PI);
   return Math.min(8, Math.max(0.5, 3 * sigma - 3.5));
-}
-
-/** `x` mapped into (−10, 10] ms on the 20 ms circle. */
-function wrap(x: number): number {
-  let v = x % PTIME_MS;
-  if (v <= -PTIME_MS / 2) v += PTIME_MS;
-  if (v > PTIME_MS / 2) v -= PTIME_MS;
-  return v;
 }

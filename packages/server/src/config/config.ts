@@ -61,6 +61,13 @@ export const configSchema = z
          * "Send-phase alignment" has the measured trade-off).
          */
         playoutAlignSendPhase: z.boolean().default(false),
+        /**
+         * Least lead of send-phase alignment, ms: how long after the app's mean arrival the call's
+         * slot is due at least (call/send-phase.ts `minLeadMs`; more after stragglers, at most
+         * `MAX_LEAD_MS` = 12). A longer lead is a larger jitter buffer: fewer frames miss their
+         * tick, each waits longer.
+         */
+        playoutSendLeadMs: z.number().min(0.5).max(12).default(4),
         maxMessageBytes: z
           .number()
           .int()
