@@ -30,9 +30,11 @@ export interface SendPhaseOptions {
   /** Ticks without a straggler before the added lead shrinks by 1 ms (default 1500 = 30 s). */
   leadDecayTicks?: number;
   /**
-   * The least lead, ms (default 4): with the 4 ms grace window a frame may come 8 ms after the mean
-   * arrival before its packet goes out silent. Measured: with 0.5 ms, the in-process echo of the
-   * e2e speech test (event-loop jitter of a loaded 2-core machine) ran dry several times a call.
+   * The least lead, ms (default 4; config `stream.playoutSendLeadMs`, 0.5–{@link MAX_LEAD_MS}):
+   * with the 4 ms grace window a frame may come lead + 4 ms after the mean arrival before its
+   * packet goes out silent. Measured: with 0.5 ms, the in-process echo of the e2e speech test
+   * (event-loop jitter of a loaded 2-core machine) ran dry several times a call; on a saturated
+   * server 12 ms beat 4 (README "Send-phase alignment").
    */
   minLeadMs?: number;
 }
@@ -50,9 +52,9 @@ export interface SendPhaseOptions {
  * average to a short vector (R² ≈ 1/n), so a scattered app never moves the call — and gives their
  * spread, the circular standard deviation σ = √(−2 ln R).
  *
- * The slot should be due just *after* the arrivals, by a lead of 3σ − 3.5 ms (at least `minLeadMs`,
- * 4 by default; at most 8): the frame is then queued when its slot comes and waits `lead` + up to
- * one slot (5 ms). A straggler up to 4 ms past the slot is still sent on arrival (the tick's grace
+ * The slot should be due just *after* the arrivals, by a lead of 3σ − 3.5 ms (that rule at most
+ * 8; at least `minLeadMs`, 4 by default): the frame is then queued when its slot comes and waits
+ * `lead` + up to one slot (5 ms). A straggler up to 4 ms past the slot is still sent on arrival (the tick's grace
  * window holds the packet), so 3σ of jitter costs nothing. A slot due *before* the arrivals would be a trap: the first
  * frame of a talk spurt finds no packet held for it, waits almost a whole tick, and every later
  * frame then waits behind one — a steady 18 ms that looks like no backlog at all (measured: 20 echo
