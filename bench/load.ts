@@ -55,6 +55,12 @@ if (!['echo', 'burst'].includes(playback)) throw new Error('--playback must be e
 if (!(N > 0 && S > 0)) throw new Error('--calls and --duration must be positive');
 if (!/^\d+$/.test(values['freeze-seed']))
   throw new Error(`--freeze-seed must be a whole number, got ${values['freeze-seed']}`);
+// The callers check these too, but only once server and app are up: refuse them before anything starts.
+const callerPacer = Number(values['caller-pacer']);
+if (!(callerPacer >= 1 && callerPacer <= 20))
+  throw new Error(`--caller-pacer must be 1–20 ms, got ${values['caller-pacer']}`);
+if (!['random', 'answer'].includes(values['caller-phase']))
+  throw new Error(`--caller-phase must be random or answer, got ${values['caller-phase']}`);
 const freezeSpec = values.freeze ? parseFreeze(values.freeze, Number(values['freeze-seed'])) : null;
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -507,7 +513,7 @@ const report = {
    */
   warmupCalls,
   /** `--caller-pacer`: the callers' pacer period, ms (their send jitter is 0…this). */
-  callerPacerMs: Number(values['caller-pacer']),
+  callerPacerMs: callerPacer,
   /** `--caller-phase`: when each call's 20 ms frame clock starts (random 0–20 ms after answer, or at it). */
   callerPhase: values['caller-phase'],
   answered: answered.length,
