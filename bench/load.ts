@@ -69,6 +69,14 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+/** `--cpu-prof` flags for a child process, if BENCH_PROFILE_DIR asks for its profile (see {@link start}). */
+function profileFlags(isServer: boolean): string[] {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  return dir && (isServer || process.env.BENCH_PROFILE_PEERS === 'true')
+    ? ['--cpu-prof', '--cpu-prof-dir', dir]
+    : [];
+}
+
 /** Spawns `node --import tsx <file> args` and resolves the first stdout line matching `re`. */
 function start(
   file: string,
@@ -76,18 +84,15 @@ function start(
   re: RegExp,
   timeoutMs = 30000,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  // Diagnosis of the server process: BENCH_PROFILE_DIR=<dir> CPU-profiles it (`--cpu-prof`),
-  // BENCH_SERVER_FLAGS adds node flags (e.g. `--trace-gc`), BENCH_SERVER_LOG=<file> keeps its output,
+  // Diagnosis of the server process: BENCH_PROFILE_DIR=<dir> CPU-profiles it (`--cpu-prof`; the
+  // app and the callers too with BENCH_PROFILE_PEERS=true), BENCH_SERVER_FLAGS adds node flags (e.g.
+  // `--trace-gc`), BENCH_SERVER_LOG=<file> keeps its output,
   // BENCH_RTP_IO_THREAD=false puts the server's RTP sockets on its main thread (sip.rtpIoThread).
   const isServer = file.includes('cli.ts');
-  const flags = isServer
-    ? [
-        ...(process.env.BENCH_PROFILE_DIR
-          ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR]
-          : []),
-        ...(process.env.BENCH_SERVER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
-      ]
-    : [];
+  const flags = [
+    ...profileFlags(isServer),
+    ...(isServer ? (process.env.BENCH_SERVER_FLAGS?.split(/\s+/).filter(Boolean) ?? []) : []),
+  ];
   const child = spawn(process.execPath, [...flags, '--import', 'tsx', join(ROOT, file), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -244,6 +249,7 @@ function spawnCallers(
   const child = spawn(
     process.execPath,
     [
+      ...profileFlags(false),
       '--import',
       'tsx',
       join(ROOT, 'bench/callers.ts'),
