@@ -14,6 +14,7 @@ import type { XmlSession } from './xml/interpreter.js';
 import { SpeechSynthesizer } from './media/tts.js';
 import { createEngineLatency, type EngineLatency } from './metrics/latency.js';
 import { CatchUpBudget } from './media/playout.js';
+import { CallAdmission, type AdmissionTicket } from './call/admission.js';
 
 /** The running pieces shared by every call. */
 export interface Runtime {
@@ -24,8 +25,14 @@ export interface Runtime {
   /** HTTP toward apps (documents, callbacks): one keep-alive pool, closed with the runtime. */
   readonly http: AppHttpClient;
   readonly logger: Logger;
-  /** Creates a call on a leg. */
-  newCall(leg: CallLeg, info?: Partial<CallInfo>): Call;
+  /**
+   * Creates a call on a leg. `admission`: the call's place from {@link admission}, released when
+   * the call ends (every ingress admits a call before setting it up; SIP ties the place to the
+   * call's RTP session instead, so it passes none).
+   */
+  newCall(leg: CallLeg, info?: Partial<CallInfo>, admission?: AdmissionTicket): Call;
+  /** Admission control of new calls (config `calls`). */
+  readonly admission: CallAdmission;
   /** Engine latency histograms (exported on /metrics). */
   readonly latency: EngineLatency;
   /** Media-clock counters (ticks, skipped, preempted, deferred) when the real clock runs. */
@@ -78,6 +85,14 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   const catchUpBudget = new CatchUpBudget(config.stream.playoutCatchUpFramesPerTick);
   const speech = new SpeechSynthesizer();
   const callListeners: Array<(call: Call) => void> = [];
+  const admission = new CallAdmission(
+    config.calls,
+    () => clock.now(),
+    (refusing, limits) => {
+      if (refusing) logger.warn({ reason: refusing, limits }, 'refusing new calls: limit reached');
+      else logger.info('admitting new calls again');
+    },
+  );
   return {
     config,
     clock,
@@ -90,14 +105,18 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     mediaClockStats: realClock ? realClock.stats : null,
     catchUpBudget,
     speech,
-    newCall(leg, info) {
+    admission,
+    newCall(leg, info, ticket) {
       const call = new Call(
         { clock, mediaClock, config, userAgent: USER_AGENT, callbacks, logger, latency, catchUpBudget },
         leg,
         info,
       );
       calls.add(call);
-      void call.done.then(() => calls.delete(call));
+      void call.done.then(() => {
+        calls.delete(call);
+        ticket?.release();
+      });
       for (const l of callListeners) l(call);
       return call;
     },

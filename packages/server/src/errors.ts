@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   invalid_parameters: { status: 400, retryable: false },
   wav_unsupported: { status: 400, retryable: false },
   connect_failed: { status: 502, retryable: true },
+  /** A new call refused by admission control (call/admission.ts: config `calls`). */
+  capacity_exceeded: { status: 503, retryable: true },
 } as const;
 
 /** A catalogued error code. */

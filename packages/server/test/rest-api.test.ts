@@ -400,3 +400,49 @@ test('make call to a simulated party runs the answer URL; transfer replaces the 
     web.close();
   }
 });
+
+test('admission control over REST: a SimulatedCall over calls.maxConcurrent or calls.maxPerSecond gets 503 (Retry-After for the rate), counted on /metrics', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-rest-limits-'));
+  const limited = await startServer(
+    parseConfig({
+      authId: AUTH_ID,
+      authToken: TOKEN,
+      http: { port: 0 },
+      sip: { enabled: false },
+      store: { sqliteFile: join(dir, 'db.sqlite') },
+      log: { level: 'silent' },
+      calls: { maxConcurrent: 1, maxPerSecond: 0.01 }, // one call per 100 s
+    }),
+    { simulatedCalls: true, logger: pino({ level: 'silent' }) },
+  );
+  const post = () =>
+    fetch(`${limited.baseUrl}/v1/Account/${AUTH_ID}/SimulatedCall/`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: '15551230000', to: '15559870000' }),
+    });
+  try {
+    const first = await post();
+    assert.equal(first.status, 201);
+    const callUuid = ((await first.json()) as { call_uuid: string }).call_uuid;
+    const busy = await post();
+    assert.equal(busy.status, 503);
+    assert.equal(busy.headers.get('retry-after'), null);
+    assert.match(((await busy.json()) as { error: string }).error, /calls\.maxConcurrent/);
+    const hangup = await fetch(`${limited.baseUrl}/v1/Account/${AUTH_ID}/Call/${callUuid}/`, {
+      method: 'DELETE',
+      headers: { authorization: auth },
+    });
+    assert.equal(hangup.status, 204);
+    await until(() => limited.runtime.admission.active === 0, 'the hung-up call released its place');
+    const tooSoon = await post();
+    assert.equal(tooSoon.status, 503);
+    assert.equal(tooSoon.headers.get('retry-after'), '100');
+    assert.match(((await tooSoon.json()) as { error: string }).error, /calls\.maxPerSecond/);
+    const metrics = await (await fetch(`${limited.baseUrl}/metrics`)).text();
+    assert.match(metrics, /callstream_calls_refused_total\{reason="max_concurrent"\} 1\n/);
+    assert.match(metrics, /callstream_calls_refused_total\{reason="max_rate"\} 1\n/);
+  } finally {
+    await limited.close({ drainMs: 100 });
+  }
+});

@@ -78,6 +78,24 @@ after(async () => {
 
 const target = (s: SipServer) => ({ host: '127.0.0.1', port: s.port });
 
+/** An SDP offer of G.729 only: no codec we take (488). */
+const G729_OFFER = [
+  'v=0',
+  'o=- 1 1 IN IP4 127.0.0.1',
+  's=-',
+  'c=IN IP4 127.0.0.1',
+  't=0 0',
+  'm=audio 40000 RTP/AVP 18',
+  'a=rtpmap:18 G729/8000',
+  '',
+].join('\r\n');
+
+/** A SIP server with admission limits (config `calls`), and its runtime. */
+async function limitedSip(calls: ConfigInput['calls']): Promise<{ s: SipServer; runtime: Runtime }> {
+  const s = await startSip({}, { calls });
+  return { s, runtime: servers.find((x) => x.sip === s)!.runtime };
+}
+
 /**
  * A connected call to number 100 whose caller keeps sending RTP (silence), once the test app's new
  * stream has received `event`.
@@ -133,23 +151,52 @@ test('source allow list: an INVITE from outside it gets 403', async () => {
   }
 });
 
+test('admission control: an INVITE over calls.maxConcurrent gets 503 without Retry-After; the place frees when the call ends', async () => {
+  const { s, runtime } = await limitedSip({ maxConcurrent: 1 });
+  const peer = await TestSipPeer.start();
+  try {
+    const { call } = await liveCall(s, peer, 'start');
+    const over = await peer.call(target(s), { user: '100' });
+    assert.equal(await over.final, 503);
+    assert.match(over.finalResponse!.getHeader('warning') ?? '', /calls\.maxConcurrent/);
+    assert.equal(over.finalResponse!.getHeader('retry-after'), undefined);
+    assert.equal(runtime.admission.active, 1, 'the refused INVITE took no place (nor RTP ports)');
+    assert.equal(await call.bye(), 200);
+    await until(() => runtime.admission.active === 0, 'the ended call released its place');
+    const again = await peer.call(target(s), { user: '100' });
+    assert.equal(await again.final, 200);
+    assert.deepEqual(runtime.admission.stats, { admitted: 2, refused: { max_concurrent: 1, max_rate: 0 } });
+    await again.bye();
+  } finally {
+    peer.close();
+  }
+});
+
+test('admission control: INVITEs over calls.maxPerSecond get 503 with Retry-After; a failed set-up releases its place', async () => {
+  const { s, runtime } = await limitedSip({ maxPerSecond: 1 });
+  const peer = await TestSipPeer.start();
+  try {
+    const unrouted = await peer.call(target(s), { user: '999' }); // 404 before admission: no token
+    assert.equal(await unrouted.final, 404);
+    const first = await peer.call(target(s), { user: '100', sdp: G729_OFFER });
+    assert.equal(await first.final, 488, 'admitted (the token is spent), then no acceptable codec');
+    assert.equal(runtime.admission.active, 0, 'the failed set-up gave its place back');
+    const second = await peer.call(target(s), { user: '100' });
+    assert.equal(await second.final, 503);
+    assert.equal(second.finalResponse!.getHeader('retry-after'), '1');
+    assert.match(second.finalResponse!.getHeader('warning') ?? '', /calls\.maxPerSecond/);
+  } finally {
+    peer.close();
+  }
+});
+
 test('policies on one server: 404 for an unrouted number, 488 for no acceptable codec, BYE after RTP stops', async () => {
   const s = await startSip({ rtpTimeoutMs: 1000 });
   const peer = await TestSipPeer.start();
   try {
     assert.equal(await (await peer.call(target(s), { user: '999' })).final, 404);
-    const g729 = [
-      'v=0',
-      'o=- 1 1 IN IP4 127.0.0.1',
-      's=-',
-      'c=IN IP4 127.0.0.1',
-      't=0 0',
-      'm=audio 40000 RTP/AVP 18',
-      'a=rtpmap:18 G729/8000',
-      '',
-    ].join('\r\n');
-    assert.equal(await (await peer.call(target(s), { user: '100', sdp: g729 })).final, 488);
-    const srtp = g729.replace('RTP/AVP 18', 'RTP/SAVP 0').replace('G729', 'PCMU');
+    assert.equal(await (await peer.call(target(s), { user: '100', sdp: G729_OFFER })).final, 488);
+    const srtp = G729_OFFER.replace('RTP/AVP 18', 'RTP/SAVP 0').replace('G729', 'PCMU');
     assert.equal(await (await peer.call(target(s), { user: '100', sdp: srtp })).final, 488);
 
     // A call whose caller never sends RTP is hung up by the server (cause MEDIA_TIMEOUT).

@@ -51,6 +51,16 @@ export class Metrics {
       },
     });
     new Counter({
+      name: 'callstream_calls_refused_total',
+      help: 'new calls refused by admission control (config calls), by reason: max_concurrent or max_rate',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(runtime.admission.stats.refused)) this.inc({ reason }, n);
+      },
+    });
+    new Counter({
       name: 'callstream_media_frames_sent_total',
       help: 'media events written to apps',
       registers: [r],

@@ -11,6 +11,7 @@ import formbody from '@fastify/formbody';
 import { isHttpUrl, isUuidV4, newUuid, parseStreamStartBody } from '@callstream/protocol';
 import { XmlSession, type XmlApplication } from '../xml/interpreter.js';
 import { CallstreamError } from '../errors.js';
+import { CapacityError, type AdmissionTicket } from '../call/admission.js';
 import type { Runtime } from '../app.js';
 import type { Records } from '../store/records.js';
 import type { Metrics } from './metrics.js';
@@ -85,6 +86,20 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return reply.code(status).send({ api_id: newUuid(), ...body });
   };
   const fail = (reply: FastifyReply, status: number, error: string) => send(reply, status, { error });
+  /** HTTP 503 for a call refused by admission control, with `Retry-After` when the limit says when. */
+  const refused = (reply: FastifyReply, err: CapacityError) => {
+    if (err.retryAfterS !== null) reply.header('Retry-After', String(err.retryAfterS));
+    return fail(reply, err.status, err.message);
+  };
+  /** Admits a call (config `calls`): its ticket, or the refusal. */
+  const admitCall = (): AdmissionTicket | CapacityError => {
+    try {
+      return runtime.admission.admit();
+    } catch (e) {
+      if (e instanceof CapacityError) return e;
+      throw e;
+    }
+  };
 
   const expected = digest(`${config.authId}:${config.authToken}`);
   app.addHook('onRequest', async (req, reply) => {
@@ -274,15 +289,18 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         } catch (e) {
           if (e instanceof CallstreamError && e.code === 'invalid_parameters')
             return fail(reply, 400, e.message);
+          if (e instanceof CapacityError) return refused(reply, e);
           return fail(reply, 503, `cannot dial "${to}": ${(e as Error).message}`);
         }
         return send(reply, 201, { message: 'call fired', request_uuid: callId });
       }
       if (!deps.simulatedCalls)
         return fail(reply, 400, 'sim: targets need the SimulatedCall extension (--simulated-calls)');
+      const admission = admitCall();
+      if (admission instanceof CapacityError) return refused(reply, admission);
       const leg = new FileCallerLeg(runtime.mediaClock, toneSamples(1), { loop: true });
       leg.play();
-      const call = runtime.newCall(leg, { from: String(b.from), to, direction: 'outbound' });
+      const call = runtime.newCall(leg, { from: String(b.from), to, direction: 'outbound' }, admission);
       const session = new XmlSession(runtime, call, app);
       session.start();
       return send(reply, 201, { message: 'call fired', request_uuid: call.info.callId });
@@ -345,13 +363,19 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         const seconds = Number(b.duration ?? 3600);
         if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400)
           return fail(reply, 400, 'duration must be 1-86400 seconds');
+        const admission = admitCall();
+        if (admission instanceof CapacityError) return refused(reply, admission);
         const leg = new FileCallerLeg(runtime.mediaClock, toneSamples(1), { loop: true });
         leg.play();
-        const call = runtime.newCall(leg, {
-          from: String(b.from ?? 'simulated-caller'),
-          to: String(b.to ?? 'callstream'),
-          direction: 'inbound',
-        });
+        const call = runtime.newCall(
+          leg,
+          {
+            from: String(b.from ?? 'simulated-caller'),
+            to: String(b.to ?? 'callstream'),
+            direction: 'inbound',
+          },
+          admission,
+        );
         const timer = runtime.clock.setTimeout(() => call.hangup('NORMAL_CLEARING'), seconds * 1000);
         void call.done.then(() => runtime.clock.clearTimeout(timer));
         return send(reply, 201, { message: 'call answered', call_uuid: call.info.callId });

@@ -82,6 +82,18 @@ export const configSchema = z
         checkpointCallbackEvent: z.enum(['PlayedStream', 'Played']).default('PlayedStream'),
       })
       .prefault({}),
+    /**
+     * Call admission control (call/admission.ts): calls beyond a limit are refused — SIP 503, REST
+     * HTTP 503 — so the calls already up keep their latency and pacing. 0 = no limit.
+     */
+    calls: z
+      .object({
+        /** Most calls at once, set-up included (size it with `npm run bench`, README). */
+        maxConcurrent: z.number().int().min(0).default(0),
+        /** Most new calls per second (token bucket with one second of burst). */
+        maxPerSecond: z.number().min(0).default(0),
+      })
+      .prefault({}),
     callbacks: z
       .object({
         timeoutMs: z.number().int().positive().default(5000),

@@ -46,6 +46,8 @@ export class PeerCall {
   readonly responses: number[] = [];
   /** Final status of the INVITE (200, 486, …). */
   readonly final: Promise<number>;
+  /** The INVITE's final response, once `final` has resolved (its headers: `getHeader('retry-after')`). */
+  finalResponse: Core.IncomingResponseMessage | null = null;
   /** Resolves when the server hangs up (BYE) or we did. */
   readonly ended: Promise<'bye-from-server' | 'bye-from-us' | 'rejected'>;
   remoteMedia: { address: string; port: number } | null = null;
@@ -131,6 +133,7 @@ export class PeerCall {
             const contact = m.getHeader('contact');
             this.remoteTarget = /<([^>]+)>/.exec(contact ?? '')?.[1] ?? '';
           } else this.resolveEnded('rejected');
+          this.finalResponse = m;
           this.resolveFinal(status);
         }
         return;

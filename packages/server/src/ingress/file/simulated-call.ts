@@ -56,6 +56,7 @@ export interface SimulatedCallResult {
  * Runs one simulated call on `runtime` in (media-clock) real time and resolves when it has ended
  * and its callbacks are delivered (or after a 10 s grace).
  * @throws WavError if `wav` is not a readable WAV file
+ * @throws CapacityError if admission control refuses the call (config `calls`)
  */
 export async function runSimulatedCall(
   runtime: Runtime,
@@ -64,11 +65,13 @@ export async function runSimulatedCall(
   const audio = readWav(options.wav);
   const samples =
     audio.sampleRate === 8000 ? audio.samples : resampleOnce(audio.samples, audio.sampleRate, 8000);
+  const admission = runtime.admission.admit();
   const leg = new FileCallerLeg(runtime.mediaClock, samples);
-  const call = runtime.newCall(leg, {
-    from: options.from ?? 'callstream-sim',
-    to: options.to ?? 'callstream',
-  });
+  const call = runtime.newCall(
+    leg,
+    { from: options.from ?? 'callstream-sim', to: options.to ?? 'callstream' },
+    admission,
+  );
   const parsed = parseStreamElement(options.attributes ?? {}, options.streamUrl, {
     strict: runtime.config.strict,
   });

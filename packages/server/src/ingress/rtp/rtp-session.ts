@@ -51,6 +51,8 @@ export interface RtpSessionEvents {
   onTimeout(): void;
   /** A rejected packet (counted; also reported for the call's debug log, rate-limited). */
   onReject?(reason: string, from: string): void;
+  /** The session closed (its ports are free again). Once. */
+  onClosed?(): void;
 }
 
 /** Options of an RTP session. */
@@ -506,6 +508,7 @@ export class RtpSession {
     this.reorder.flush();
     portsInUse.delete(this.port);
     this.sockets.close();
+    this.events.onClosed?.();
   }
 }
 

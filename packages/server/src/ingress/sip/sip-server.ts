@@ -9,7 +9,8 @@
  * Final responses when an INVITE cannot become a call:
  * 403 source not allowed · 401 digest challenge · 404 no application for the called user ·
  * 488 no acceptable codec / no SDP offer · 400 unparseable SDP · 480 answer and fallback URLs failed ·
- * 503 no RTP port free or shutting down.
+ * 503 no RTP port free, shutting down, or refused by admission control (config `calls`; the rate
+ * limit adds `Retry-After`, call/admission.ts).
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { BlockList, isIPv4 } from 'node:net';
@@ -28,6 +29,7 @@ import { InlineUdpIo, WorkerUdpIo, type UdpIo } from '../rtp/udp-io.js';
 import { DigestAuthenticator } from './digest.js';
 import { answerOffer, makeOffer, readAnswer, type LocalMedia } from './sdp.js';
 import { CallstreamError } from '../../errors.js';
+import { CapacityError } from '../../call/admission.js';
 import { SipLeg } from './sip-leg.js';
 import { SipTransport, type SipSource } from './transport.js';
 
@@ -280,8 +282,31 @@ export class SipServer {
     try {
       media = await this.openMedia(message.callId);
     } catch (err) {
-      return this.reject(request, 503, (err as Error).message);
+      const retryAfter = err instanceof CapacityError ? err.retryAfterS : null;
+      return this.reject(
+        request,
+        503,
+        (err as Error).message,
+        retryAfter ? [`Retry-After: ${retryAfter}`] : [],
+      );
     }
+    try {
+      await this.answerInvite(request, media, appConfig, calledUser, source);
+    } catch (err) {
+      if (!media.call) media.rtp.close(); // never leak the ports, nor the call's admission place
+      throw err;
+    }
+  }
+
+  /** The rest of an INVITE once its media is open: SDP answer, 180, answer URL, 200 and the call. */
+  private async answerInvite(
+    request: Core.IncomingInviteRequest,
+    media: OpenMedia,
+    appConfig: ApplicationConfig,
+    calledUser: string,
+    source: SipSource | undefined,
+  ): Promise<void> {
+    const message = request.message;
     const { rtp, local } = media;
     const negotiated = answerOffer(message.body, local);
     if (!negotiated.ok) {
@@ -467,24 +492,34 @@ export class SipServer {
    * Opens the RTP session of a call about to be set up. Its events reach the leg once
    * {@link connect} has made one; the first rejected packet of each kind is noted in the call's
    * debug log (all are counted in the session's stats).
+   * @throws CapacityError when admission control refuses the call (config `calls`)
    * @throws Error when no RTP port pair is free
    */
   private async openMedia(sipCallId: string | null): Promise<OpenMedia> {
     const notes = new Set<string>();
     // Assigned right after the sockets open; packet events are macrotasks, so none arrives before.
     let media!: OpenMedia;
-    const rtp = await RtpSession.open(this.rtpOptions(), {
-      onFrame: (f, at, hr) => media.leg?.frame(f, at, hr),
-      onDtmf: (d, at) => media.leg?.dtmf(d, at),
-      onTimeout: () => media.leg?.mediaTimeout(),
-      onReject: (reason, from) => {
-        if (notes.has(reason)) return;
-        notes.add(reason);
-        const text = `RTP packet from ${from} dropped: ${reason}`;
-        if (media.call) media.call.debugLog.add('warning', `rtp_${reason}`, text);
-        else this.logger.debug({ sipCallId }, text);
-      },
-    });
+    // The call's place (admission control) is held as long as its RTP session: set-up, then the call.
+    const admission = this.runtime.admission.admit();
+    let rtp: RtpSession;
+    try {
+      rtp = await RtpSession.open(this.rtpOptions(), {
+        onFrame: (f, at, hr) => media.leg?.frame(f, at, hr),
+        onDtmf: (d, at) => media.leg?.dtmf(d, at),
+        onTimeout: () => media.leg?.mediaTimeout(),
+        onReject: (reason, from) => {
+          if (notes.has(reason)) return;
+          notes.add(reason);
+          const text = `RTP packet from ${from} dropped: ${reason}`;
+          if (media.call) media.call.debugLog.add('warning', `rtp_${reason}`, text);
+          else this.logger.debug({ sipCallId }, text);
+        },
+        onClosed: () => admission.release(),
+      });
+    } catch (err) {
+      admission.release();
+      throw err;
+    }
     const local = {
       address: this.address,
       port: rtp.port,
