@@ -523,6 +523,10 @@ const report = {
   /** `--caller-phase`: when each call's 20 ms frame clock starts (random 0–20 ms after answer, or at it). */
   callerPhase: values['caller-phase'],
   answered: answered.length,
+  /** Final SIP statuses of the calls not answered (e.g. `{"503": 50}` when admission control refused them). */
+  notAnswered: callerReport.calls
+    .filter((c) => c.status !== 200)
+    .reduce<Record<string, number>>((n, c) => ({ ...n, [c.status]: (n[c.status] ?? 0) + 1 }), {}),
   streamSeconds: +streamSeconds.toFixed(1),
   server: {
     /** Steady state (all calls up, none ended yet): the per-stream cost without set-up and warm-up. */
@@ -742,7 +746,7 @@ if (playoutTimeline.length > 0)
       .join(' ')}`,
   );
 console.log(
-  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}${warmupCalls > 0 ? ` (after ${warmupCalls} warm-up calls)` : ' (cold server)'}: cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
+  `SUMMARY calls=${N} ${playback} ${contentType}${values.noise ? ' nc' : ''}${warmupCalls > 0 ? ` (after ${warmupCalls} warm-up calls)` : ' (cold server)'}: ${report.answered < N ? `ANSWERED ${report.answered} (not: ${JSON.stringify(report.notAnswered)}), ` : ''}cpu ${report.server.cpuMsPerStreamSecond} ms/stream-s (main thread ${report.server.mainThreadCpuMsPerStreamSecond}; whole run ${report.server.cpuMsPerStreamSecondWholeRun}), rss ${report.server.rssPeakMiB} MiB (+${report.server.rssPerStreamKiB} KiB/stream), ` +
     `capture→ws p50/p99/max ${l.captureToWs.p50}/${l.captureToWs.p99}/${l.captureToWs.max} ms, playAudio→rtp p50/p99 ${l.playAudioToRtp.p50}/${l.playAudioToRtp.p99} ms (steady: ${l.playAudioToRtp.steady.overPct} % ≥ 25 ms), ` +
     (playback === 'echo'
       ? `echo round trip at callers p50/p99 ${l.echoRoundTripAtCallers.p50}/${l.echoRoundTripAtCallers.p99} ms, `
