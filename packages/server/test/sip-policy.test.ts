@@ -18,6 +18,7 @@ import { systemClock } from '../src/clock/clock.js';
 import { TestSipPeer, TestWsApp, runSipp, type PeerCall } from '../src/testing/index.js';
 import { parseTelephoneEvent } from '../src/ingress/rtp/rfc4733.js';
 import { until } from './helpers.js';
+import { CapacityError } from '../src/call/admission.js';
 
 const SCENARIOS = new URL('./sipp/', import.meta.url).pathname;
 
@@ -161,11 +162,26 @@ test('admission control: an INVITE over calls.maxConcurrent gets 503 without Ret
     assert.match(over.finalResponse!.getHeader('warning') ?? '', /calls\.maxConcurrent/);
     assert.equal(over.finalResponse!.getHeader('retry-after'), undefined);
     assert.equal(runtime.admission.active, 1, 'the refused INVITE took no place (nor RTP ports)');
+    await assert.rejects(
+      s.dial({
+        to: `sip:bob@127.0.0.1:${peer.port}`,
+        from: '15551230000',
+        callId: 'refused-dial',
+        app: {
+          answer: { url: answerUrl('/answer'), method: 'POST' },
+          fallback: null,
+          hangup: null,
+          params: {},
+        },
+      }),
+      (e: unknown) => e instanceof CapacityError && e.reason === 'max_concurrent' && e.status === 503,
+      'an outbound call (POST Call/) is refused the same way',
+    );
     assert.equal(await call.bye(), 200);
     await until(() => runtime.admission.active === 0, 'the ended call released its place');
     const again = await peer.call(target(s), { user: '100' });
     assert.equal(await again.final, 200);
-    assert.deepEqual(runtime.admission.stats, { admitted: 2, refused: { max_concurrent: 1, max_rate: 0 } });
+    assert.deepEqual(runtime.admission.stats, { admitted: 2, refused: { max_concurrent: 2, max_rate: 0 } });
     await again.bye();
   } finally {
     peer.close();
