@@ -14,7 +14,7 @@ import type { XmlSession } from './xml/interpreter.js';
 import { SpeechSynthesizer } from './media/tts.js';
 import { createEngineLatency, type EngineLatency } from './metrics/latency.js';
 import { CatchUpBudget } from './media/playout.js';
-import { CallAdmission, type AdmissionTicket } from './call/admission.js';
+import { CallAdmission, LoadMeter, type AdmissionTicket } from './call/admission.js';
 
 /** The running pieces shared by every call. */
 export interface Runtime {
@@ -85,6 +85,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   const catchUpBudget = new CatchUpBudget(config.stream.playoutCatchUpFramesPerTick);
   const speech = new SpeechSynthesizer();
   const callListeners: Array<(call: Call) => void> = [];
+  const load = config.calls.maxLoad > 0 ? new LoadMeter(clock) : null;
   const admission = new CallAdmission(
     config.calls,
     () => clock.now(),
@@ -92,6 +93,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       if (refusing) logger.warn({ reason: refusing, limits }, 'refusing new calls: limit reached');
       else logger.info('admitting new calls again');
     },
+    () => load?.utilization ?? 0,
   );
   return {
     config,
@@ -124,6 +126,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       callListeners.push(listener);
     },
     async close() {
+      load?.stop();
       for (const c of calls) c.hangup('SHUTDOWN', { shutdown: true });
       callbacks.close();
       await speech.close();

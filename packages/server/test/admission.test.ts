@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallAdmission, CapacityError, type AdmissionLimits } from '../src/call/admission.js';
+import { CallAdmission, CapacityError, LoadMeter, type AdmissionLimits } from '../src/call/admission.js';
 import { FakeClock } from '../src/testing/index.js';
 
 function refusal(fn: () => unknown): CapacityError {
@@ -37,7 +37,10 @@ test('maxConcurrent: the call over the limit is refused until one ends; a ticket
   b.release();
   c.release();
   assert.equal(admission.active, 0);
-  assert.deepEqual(admission.stats, { admitted: 3, refused: { max_concurrent: 2, max_rate: 0 } });
+  assert.deepEqual(admission.stats, {
+    admitted: 3,
+    refused: { max_concurrent: 2, max_rate: 0, overload: 0 },
+  });
 });
 
 test('maxPerSecond: a burst of one second, then one call per 1/rate s; Retry-After says when', () => {
@@ -56,7 +59,7 @@ test('maxPerSecond: a burst of one second, then one call per 1/rate s; Retry-Aft
   for (let i = 0; i < 4; i++) admission.admit();
   refusal(() => admission.admit());
   assert.equal(admission.active, 9, 'the rate limit does not cap concurrency');
-  assert.deepEqual(admission.stats.refused, { max_concurrent: 0, max_rate: 4 });
+  assert.deepEqual(admission.stats.refused, { max_concurrent: 0, max_rate: 4, overload: 0 });
 });
 
 test('a rate under one per second: a burst of one call, Retry-After in whole seconds', () => {
@@ -111,4 +114,49 @@ test('invalid limits are refused at construction', () => {
   assert.throws(() => new CallAdmission({ maxConcurrent: -1, maxPerSecond: 0 }, now), RangeError);
   assert.throws(() => new CallAdmission({ maxConcurrent: 1.5, maxPerSecond: 0 }, now), RangeError);
   assert.throws(() => new CallAdmission({ maxConcurrent: 0, maxPerSecond: NaN }, now), RangeError);
+  assert.throws(
+    () => new CallAdmission({ maxConcurrent: 0, maxPerSecond: 0, maxLoad: 1.5 }, now),
+    RangeError,
+  );
+});
+
+test('maxLoad: refused with Retry-After 1 while the load reading is at or over it; no rate token taken', () => {
+  const clock = new FakeClock();
+  let load = 0.95;
+  const admission = new CallAdmission(
+    { maxConcurrent: 0, maxPerSecond: 1, maxLoad: 0.9 },
+    () => clock.now(),
+    undefined,
+    () => load,
+  );
+  const err = refusal(() => admission.admit());
+  assert.equal(err.reason, 'overload');
+  assert.equal(err.retryAfterS, 1);
+  assert.match(err.message, /95 % busy.*calls\.maxLoad 0\.9/);
+  load = 0.9;
+  refusal(() => admission.admit());
+  load = 0.5;
+  admission.admit(); // the one token is still there
+  assert.equal(refusal(() => admission.admit()).reason, 'max_rate');
+  assert.deepEqual(admission.stats.refused, { max_concurrent: 0, max_rate: 1, overload: 2 });
+});
+
+test('LoadMeter: the event loop busy for a whole second reads ~1, idle reads ~0; read once a second', async () => {
+  const clock = new FakeClock();
+  const meter = new LoadMeter(clock);
+  try {
+    assert.equal(meter.utilization, 0, 'nothing before the first second');
+    const until = performance.now() + 200;
+    while (performance.now() < until); // the loop busy (no I/O wait) for 200 ms
+    clock.advance(1000);
+    assert.ok(meter.utilization > 0.9, `busy: ${meter.utilization}`);
+    await new Promise((r) => setTimeout(r, 200)); // the loop idle, waiting on a timer
+    clock.advance(999);
+    assert.ok(meter.utilization > 0.9, 'not read again before the second is over');
+    clock.advance(1);
+    assert.ok(meter.utilization < 0.3, `idle: ${meter.utilization}`);
+  } finally {
+    meter.stop();
+  }
+  assert.equal(clock.pendingTimers, 0, 'stop() ends the timer');
 });

@@ -446,3 +446,35 @@ test('admission control over REST: a SimulatedCall over calls.maxConcurrent or c
     await limited.close({ drainMs: 100 });
   }
 });
+
+test('admission control over REST: with calls.maxLoad a busy event loop refuses a SimulatedCall with 503 and Retry-After: 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-rest-load-'));
+  const loaded = await startServer(
+    parseConfig({
+      authId: AUTH_ID,
+      authToken: TOKEN,
+      http: { port: 0 },
+      sip: { enabled: false },
+      store: { sqliteFile: join(dir, 'db.sqlite') },
+      log: { level: 'silent' },
+      calls: { maxLoad: 1e-6 }, // any work at all in the last second is "too busy"
+    }),
+    { simulatedCalls: true, logger: pino({ level: 'silent' }) },
+  );
+  try {
+    const busyFor = performance.now() + 100;
+    while (performance.now() < busyFor); // 100 ms of the loop's next reading
+    await new Promise((r) => setTimeout(r, 1100)); // the first reading, after one second
+    const res = await fetch(`${loaded.baseUrl}/v1/Account/${AUTH_ID}/SimulatedCall/`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: '15551230000', to: '15559870000' }),
+    });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.match(((await res.json()) as { error: string }).error, /server overloaded: event loop \d+ % busy/);
+    assert.equal(loaded.runtime.admission.stats.refused.overload, 1);
+  } finally {
+    await loaded.close({ drainMs: 100 });
+  }
+});

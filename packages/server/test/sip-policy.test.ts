@@ -181,7 +181,10 @@ test('admission control: an INVITE over calls.maxConcurrent gets 503 without Ret
     await until(() => runtime.admission.active === 0, 'the ended call released its place');
     const again = await peer.call(target(s), { user: '100' });
     assert.equal(await again.final, 200);
-    assert.deepEqual(runtime.admission.stats, { admitted: 2, refused: { max_concurrent: 2, max_rate: 0 } });
+    assert.deepEqual(runtime.admission.stats, {
+      admitted: 2,
+      refused: { max_concurrent: 2, max_rate: 0, overload: 0 },
+    });
     await again.bye();
   } finally {
     peer.close();

@@ -52,7 +52,7 @@ export class Metrics {
     });
     new Counter({
       name: 'callstream_calls_refused_total',
-      help: 'new calls refused by admission control (config calls), by reason: max_concurrent or max_rate',
+      help: 'new calls refused by admission control (config calls), by reason: max_concurrent, max_rate or overload',
       labelNames: ['reason'],
       registers: [r],
       collect() {

@@ -11,12 +11,20 @@
  *   cannot all pass while their answer URLs are being fetched). No `Retry-After`: when a place
  *   frees is unknown, and RFC 3263 §4.3 has a proxy treat the server as down for that long.
  * - Rate: a token bucket of `maxPerSecond` tokens (one second of burst, at least one call) refilled
- *   continuously;
- *   a refusal says when the next token is due (`Retry-After`, whole seconds, at least 1). A call
- *   refused for concurrency takes no token.
+ *   continuously; a refusal says when the next token is due (`Retry-After`, whole seconds, at
+ *   least 1). A call refused for another reason takes no token.
+ * - Load: while the main thread's event-loop utilisation over the last second (the share of time
+ *   it was not idle, Node's `performance.eventLoopUtilization()`: the media clock, playout and
+ *   every stream run there) is at least `maxLoad`, new calls are refused with `Retry-After: 1` (the
+ *   next reading) — as FreeSWITCH's `min-idle-cpu` does. A server that is already saturated makes
+ *   every call up late (README "Load benchmark": the seconds at 94–99 % of a core are the ones with
+ *   ≥ 25 ms waits); on a VM whose speed varies, capacity is not one number.
  *
- * Pure: time comes from the injected clock (tests move a fake one).
+ * {@link CallAdmission} is pure: time and load come from injected functions (tests move a fake
+ * clock, set a fake load); {@link LoadMeter} reads the real event loop.
  */
+import { performance } from 'node:perf_hooks';
+import type { Clock, TimerHandle } from '../clock/clock.js';
 import { CallstreamError } from '../errors.js';
 
 /** The limits (config `calls`). 0 = no limit. */
@@ -25,10 +33,12 @@ export interface AdmissionLimits {
   maxConcurrent: number;
   /** Most new calls per second (token bucket, burst of one second); 0: unlimited. */
   maxPerSecond: number;
+  /** Refuse new calls while the load (0…1) is at least this; 0: never. */
+  maxLoad?: number;
 }
 
 /** Why a call was refused (`callstream_calls_refused_total{reason}`). */
-export type RefusalReason = 'max_concurrent' | 'max_rate';
+export type RefusalReason = 'max_concurrent' | 'max_rate' | 'overload';
 
 /** Counters (for `/metrics`). */
 export interface AdmissionStats {
@@ -64,7 +74,10 @@ export class CallAdmission {
   private tokens: number;
   private refilledAt: number;
   private refusing: RefusalReason | null = null;
-  readonly stats: AdmissionStats = { admitted: 0, refused: { max_concurrent: 0, max_rate: 0 } };
+  readonly stats: AdmissionStats = {
+    admitted: 0,
+    refused: { max_concurrent: 0, max_rate: 0, overload: 0 },
+  };
 
   /**
    * @param limits 0 disables a limit
@@ -72,13 +85,20 @@ export class CallAdmission {
    *   counts as none)
    * @param onChange told when refusals start (`reason`) and when calls are admitted again (`null`),
    *   for one log line per episode instead of one per refused call
-   * @throws RangeError for a negative or non-finite limit, or a non-integer `maxConcurrent`
+   * @param load the latest load reading, 0…1 (the runtime's: event-loop utilisation over the last
+   *   second); read only when `maxLoad` is set
+   * @throws RangeError for a negative or non-finite limit, a non-integer `maxConcurrent`, or a
+   *   `maxLoad` over 1
    */
   constructor(
     private readonly limits: AdmissionLimits,
     private readonly now: () => number,
     private readonly onChange?: (refusing: RefusalReason | null, limits: AdmissionLimits) => void,
+    private readonly load: () => number = () => 0,
   ) {
+    const maxLoad = limits.maxLoad ?? 0;
+    if (!Number.isFinite(maxLoad) || maxLoad < 0 || maxLoad > 1)
+      throw new RangeError(`maxLoad must be within 0…1, not ${maxLoad}`);
     if (!Number.isInteger(limits.maxConcurrent) || limits.maxConcurrent < 0)
       throw new RangeError(`maxConcurrent must be an integer ≥ 0, not ${limits.maxConcurrent}`);
     if (!Number.isFinite(limits.maxPerSecond) || limits.maxPerSecond < 0)
@@ -106,6 +126,17 @@ export class CallAdmission {
         `call limit reached: ${maxConcurrent} calls at once (config calls.maxConcurrent)`,
         null,
       );
+    }
+    const maxLoad = this.limits.maxLoad ?? 0;
+    if (maxLoad > 0) {
+      const load = this.load();
+      if (load >= maxLoad) {
+        throw this.refuse(
+          'overload',
+          `server overloaded: event loop ${Math.round(load * 100)} % busy over the last second (config calls.maxLoad ${maxLoad})`,
+          1,
+        );
+      }
     }
     if (maxPerSecond > 0) {
       const t = this.now();
@@ -145,5 +176,35 @@ export class CallAdmission {
       this.onChange?.(reason, this.limits);
     }
     return new CapacityError(reason, message, retryAfterS);
+  }
+}
+
+/**
+ * The main thread's event-loop utilisation over the last whole second (0…1: the share of time the
+ * loop was not waiting for I/O; Node's `performance.eventLoopUtilization()`), read once a second on
+ * the injected clock — the load {@link CallAdmission} compares with `maxLoad`. Until the first
+ * second has passed it reads 0. `stop()` ends the timer (the runtime's close).
+ */
+export class LoadMeter {
+  private last = performance.eventLoopUtilization();
+  private timer: TimerHandle | undefined;
+  /** Utilisation over the last whole second, 0…1. */
+  utilization = 0;
+
+  constructor(private readonly clock: Clock) {
+    this.timer = clock.setTimeout(() => this.sample(), 1000);
+  }
+
+  private sample(): void {
+    const now = performance.eventLoopUtilization();
+    this.utilization = performance.eventLoopUtilization(now, this.last).utilization;
+    this.last = now;
+    this.timer = this.clock.setTimeout(() => this.sample(), 1000);
+  }
+
+  /** Stops sampling (idempotent). */
+  stop(): void {
+    this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }

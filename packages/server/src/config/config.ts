@@ -92,6 +92,11 @@ export const configSchema = z
         maxConcurrent: z.number().int().min(0).default(0),
         /** Most new calls per second (token bucket with one second of burst). */
         maxPerSecond: z.number().min(0).default(0),
+        /**
+         * Refuse new calls while the main thread's event loop was at least this busy (0…1) over
+         * the last second; 0 = never. E.g. 0.9: a saturated server makes every call up late.
+         */
+        maxLoad: z.number().min(0).max(1).default(0),
       })
       .prefault({}),
     callbacks: z
