@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { parseConfig, startServer, type Server } from '../src/index.js';
+import { parseConfig, startServer, type ConfigInput, type Server } from '../src/index.js';
 import { TestWsApp } from '../src/testing/index.js';
 import { plivoSdk, redirectPlivo, type PlivoClient } from './plivo-sdk.js';
 import { testDatabaseUrl, until } from './helpers.js';
@@ -401,9 +401,10 @@ test('make call to a simulated party runs the answer URL; transfer replaces the 
   }
 });
 
-test('admission control over REST: a SimulatedCall over calls.maxConcurrent or calls.maxPerSecond gets 503 (Retry-After for the rate), counted on /metrics', async () => {
+/** A second server (SQLite in a temp dir, SimulatedCall on) with admission limits (config `calls`). */
+async function serverWithLimits(calls: ConfigInput['calls']) {
   const dir = mkdtempSync(join(tmpdir(), 'cs-rest-limits-'));
-  const limited = await startServer(
+  const s = await startServer(
     parseConfig({
       authId: AUTH_ID,
       authToken: TOKEN,
@@ -411,16 +412,24 @@ test('admission control over REST: a SimulatedCall over calls.maxConcurrent or c
       sip: { enabled: false },
       store: { sqliteFile: join(dir, 'db.sqlite') },
       log: { level: 'silent' },
-      calls: { maxConcurrent: 1, maxPerSecond: 0.01 }, // one call per 100 s
+      calls,
     }),
     { simulatedCalls: true, logger: pino({ level: 'silent' }) },
   );
-  const post = () =>
-    fetch(`${limited.baseUrl}/v1/Account/${AUTH_ID}/SimulatedCall/`, {
+  const postSimulatedCall = () =>
+    fetch(`${s.baseUrl}/v1/Account/${AUTH_ID}/SimulatedCall/`, {
       method: 'POST',
       headers: { authorization: auth, 'content-type': 'application/json' },
       body: JSON.stringify({ from: '15551230000', to: '15559870000' }),
     });
+  return { server: s, postSimulatedCall };
+}
+
+test('admission control over REST: a SimulatedCall over calls.maxConcurrent or calls.maxPerSecond gets 503 (Retry-After for the rate), counted on /metrics', async () => {
+  const { server: limited, postSimulatedCall: post } = await serverWithLimits({
+    maxConcurrent: 1,
+    maxPerSecond: 0.01, // one call per 100 s
+  });
   try {
     const first = await post();
     assert.equal(first.status, 201);
@@ -448,28 +457,13 @@ test('admission control over REST: a SimulatedCall over calls.maxConcurrent or c
 });
 
 test('admission control over REST: with calls.maxLoad a busy event loop refuses a SimulatedCall with 503 and Retry-After: 1', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cs-rest-load-'));
-  const loaded = await startServer(
-    parseConfig({
-      authId: AUTH_ID,
-      authToken: TOKEN,
-      http: { port: 0 },
-      sip: { enabled: false },
-      store: { sqliteFile: join(dir, 'db.sqlite') },
-      log: { level: 'silent' },
-      calls: { maxLoad: 1e-6 }, // any work at all in the last second is "too busy"
-    }),
-    { simulatedCalls: true, logger: pino({ level: 'silent' }) },
-  );
+  // Any work at all in the last second is "too busy".
+  const { server: loaded, postSimulatedCall } = await serverWithLimits({ maxLoad: 1e-6 });
   try {
     const busyFor = performance.now() + 100;
     while (performance.now() < busyFor); // 100 ms of the loop's next reading
     await new Promise((r) => setTimeout(r, 1100)); // the first reading, after one second
-    const res = await fetch(`${loaded.baseUrl}/v1/Account/${AUTH_ID}/SimulatedCall/`, {
-      method: 'POST',
-      headers: { authorization: auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ from: '15551230000', to: '15559870000' }),
-    });
+    const res = await postSimulatedCall();
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('retry-after'), '1');
     assert.match(((await res.json()) as { error: string }).error, /server overloaded: event loop \d+ % busy/);
