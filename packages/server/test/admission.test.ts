@@ -4,7 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallAdmission, CapacityError, LoadMeter, type AdmissionLimits } from '../src/call/admission.js';
+import {
+  CallAdmission,
+  CapacityError,
+  EPISODE_QUIET_MS,
+  LoadMeter,
+  type AdmissionLimits,
+} from '../src/call/admission.js';
 import { FakeClock } from '../src/testing/index.js';
 
 function refusal(fn: () => unknown): CapacityError {
@@ -93,7 +99,7 @@ test('a wall clock stepped back refills nothing (and takes nothing back)', () =>
   admission.admit();
 });
 
-test('onChange: one notice when refusals start (per reason) and one when calls are admitted again', () => {
+test('onChange: one notice when refusals start and one when calls are admitted again after a quiet second', () => {
   const clock = new FakeClock();
   const changes: Array<string | null> = [];
   const limits: AdmissionLimits = { maxConcurrent: 1, maxPerSecond: 0 };
@@ -102,11 +108,38 @@ test('onChange: one notice when refusals start (per reason) and one when calls a
     () => clock.now(),
     (r) => changes.push(r),
   );
-  const t = admission.admit();
+  let t = admission.admit();
   for (let i = 0; i < 3; i++) refusal(() => admission.admit());
   t.release();
+  clock.advance(EPISODE_QUIET_MS - 1);
+  t = admission.admit(); // admitted, but within a second of a refusal: the episode goes on
+  refusal(() => admission.admit());
+  t.release();
+  clock.advance(EPISODE_QUIET_MS);
   admission.admit();
   assert.deepEqual(changes, ['max_concurrent', null]);
+});
+
+test('onChange: a flood at twice the rate limit (admit, refuse, admit, …) is one episode', () => {
+  const clock = new FakeClock();
+  const changes: Array<string | null> = [];
+  const admission = new CallAdmission(
+    { maxConcurrent: 0, maxPerSecond: 10 },
+    () => clock.now(),
+    (r) => changes.push(r),
+  );
+  let admitted = 0;
+  for (let i = 0; i < 400; i++) {
+    clock.advance(50); // 20 calls a second
+    try {
+      admission.admit();
+      admitted++;
+    } catch (e) {
+      assert.ok(e instanceof CapacityError);
+    }
+  }
+  assert.ok(admitted >= 200 && admitted <= 211, `admitted ${admitted} of 400 in 20 s at 10/s`);
+  assert.deepEqual(changes, ['max_rate']);
 });
 
 test('invalid limits are refused at construction', () => {

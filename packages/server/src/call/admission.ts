@@ -1,7 +1,7 @@
 /**
  * Call admission control: at most `maxConcurrent` calls at once and at most `maxPerSecond` new
- * calls per second, whatever their ingress (SIP INVITE, outbound dial, simulated calls). A call
- * beyond either limit is refused before it costs anything (no RTP ports, no answer-URL fetch), so
+ * calls per second, optionally none while the server is saturated (`maxLoad`), whatever their
+ * ingress (SIP INVITE, outbound dial, simulated calls). A call beyond any limit is refused before it costs anything (no RTP ports, no answer-URL fetch), so
  * the calls already up keep the latency and pacing the machine was sized for (README "Load
  * benchmark": the largest N with every guarantee is the `maxConcurrent` to set). SIP answers a
  * refused INVITE `503 Service Unavailable` (RFC 3261 §21.5.4), the REST API HTTP 503.
@@ -53,7 +53,8 @@ export interface AdmissionTicket {
 
 /**
  * Thrown by {@link CallAdmission.admit}: code `capacity_exceeded` (HTTP 503, retryable), with the
- * `reason` and, for the rate limit, `retryAfterS` (seconds until a call would be admitted).
+ * `reason` and, for the rate and load limits, `retryAfterS` (seconds until a call may be admitted;
+ * null for the concurrency limit).
  */
 export class CapacityError extends CallstreamError {
   constructor(
@@ -66,6 +67,9 @@ export class CapacityError extends CallstreamError {
   }
 }
 
+/** A refusal episode ends with the first call admitted this long (ms) after the last refusal. */
+export const EPISODE_QUIET_MS = 1000;
+
 /** Admission of new calls against {@link AdmissionLimits}. */
 export class CallAdmission {
   private activeCalls = 0;
@@ -74,6 +78,7 @@ export class CallAdmission {
   private tokens: number;
   private refilledAt: number;
   private refusing: RefusalReason | null = null;
+  private lastRefusalAt = -Infinity;
   readonly stats: AdmissionStats = {
     admitted: 0,
     refused: { max_concurrent: 0, max_rate: 0, overload: 0 },
@@ -83,8 +88,9 @@ export class CallAdmission {
    * @param limits 0 disables a limit
    * @param now the clock, ms (the runtime's epoch clock; only differences are used, a step back
    *   counts as none)
-   * @param onChange told when refusals start (`reason`) and when calls are admitted again (`null`),
-   *   for one log line per episode instead of one per refused call
+   * @param onChange told when refusals start (`reason`, or a new one) and when calls are admitted
+   *   again after {@link EPISODE_QUIET_MS} without a refusal (`null`): a log line per episode, not
+   *   per refused call — a flood at twice the rate limit alternates admit and refuse
    * @param load the latest load reading, 0…1 (the runtime's: event-loop utilisation over the last
    *   second); read only when `maxLoad` is set
    * @throws RangeError for a negative or non-finite limit, a non-integer `maxConcurrent`, or a
@@ -116,7 +122,8 @@ export class CallAdmission {
   /**
    * Admits one call, or refuses it.
    * @returns the call's ticket: release it when the call ends (or its set-up fails)
-   * @throws CapacityError when `maxConcurrent` calls are active, or no rate token is left
+   * @throws CapacityError when `maxConcurrent` calls are active, the load is at `maxLoad` or over,
+   *   or no rate token is left
    */
   admit(): AdmissionTicket {
     const { maxConcurrent, maxPerSecond } = this.limits;
@@ -155,7 +162,7 @@ export class CallAdmission {
     }
     this.activeCalls++;
     this.stats.admitted++;
-    if (this.refusing !== null) {
+    if (this.refusing !== null && this.now() - this.lastRefusalAt >= EPISODE_QUIET_MS) {
       this.refusing = null;
       this.onChange?.(null, this.limits);
     }
@@ -171,6 +178,7 @@ export class CallAdmission {
 
   private refuse(reason: RefusalReason, message: string, retryAfterS: number | null): CapacityError {
     this.stats.refused[reason]++;
+    this.lastRefusalAt = this.now();
     if (this.refusing !== reason) {
       this.refusing = reason;
       this.onChange?.(reason, this.limits);
