@@ -10,7 +10,7 @@
  * 403 source not allowed · 401 digest challenge · 404 no application for the called user ·
  * 488 no acceptable codec / no SDP offer · 400 unparseable SDP · 480 answer and fallback URLs failed ·
  * 503 no RTP port free, shutting down, or refused by admission control (config `calls`; the rate
- * limit adds `Retry-After`, call/admission.ts).
+ * and load limits add `Retry-After`, call/admission.ts).
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { BlockList, isIPv4 } from 'node:net';
