@@ -191,6 +191,40 @@ test('admission control: an INVITE over calls.maxConcurrent gets 503 without Ret
   }
 });
 
+test('outbound dial: an INVITE that throws as it is sent closes the RTP session and frees the admission place', async () => {
+  const { s, runtime } = await limitedSip({ maxConcurrent: 1 });
+  const core = (s as unknown as { cores: Map<string, { invite: () => never }> }).cores.get('udp')!;
+  const original = core.invite;
+  core.invite = () => {
+    throw new Error('transport gone');
+  };
+  const peer = await TestSipPeer.start();
+  try {
+    await assert.rejects(
+      s.dial({
+        to: `sip:bob@127.0.0.1:${peer.port}`,
+        from: '15551230000',
+        callId: 'invite-throws',
+        app: {
+          answer: { url: answerUrl('/answer'), method: 'POST' },
+          fallback: null,
+          hangup: null,
+          params: {},
+        },
+      }),
+      /transport gone/,
+    );
+    assert.equal(runtime.admission.active, 0, 'no place held by a call that never started');
+    core.invite = original;
+    const next = await peer.call(target(s), { user: '100' });
+    assert.equal(await next.final, 200, 'the one place is free for the next call');
+    await next.bye();
+  } finally {
+    core.invite = original;
+    peer.close();
+  }
+});
+
 test('admission control: INVITEs over calls.maxPerSecond get 503 with Retry-After; a failed set-up releases its place', async () => {
   const { s, runtime } = await limitedSip({ maxPerSecond: 1 });
   const peer = await TestSipPeer.start();

@@ -422,7 +422,25 @@ export class SipServer {
       throw new CallstreamError('invalid_parameters', `to: transport ${kind} is not enabled`);
     const core = this.core(kind);
     const media = await this.openMedia(null);
+    try {
+      this.invite(core, kind, ruri, options, media);
+    } catch (err) {
+      // (the RTP session — and its admission place — must not outlive a call that never started)
+      media.rtp.close();
+      throw err;
+    }
+  }
+
+  /** Sends the INVITE of {@link dial} and follows its outcome; throws only synchronously. */
+  private invite(
+    core: Core.UserAgentCore,
+    kind: 'udp' | 'tcp',
+    ruri: URI,
+    options: Parameters<SipServer['dial']>[0],
+    media: OpenMedia,
+  ): void {
     const { rtp, local } = media;
+    const sip = this.runtime.config.sip;
     const fromUser = /^\+?\d+$/.test(options.from) ? options.from : 'callstream';
     const request = core.makeOutgoingRequestMessage(
       'INVITE',
@@ -447,16 +465,7 @@ export class SipServer {
       this.logger.info({ callId: info.callId, to: options.to, cause, detail }, 'outbound call failed');
       this.reportUnanswered(info, options.app, cause);
     };
-    const timer = setTimeout(() => {
-      if (settled) return;
-      try {
-        outgoing.cancel();
-      } catch {
-        // already final
-      }
-      fail('NO_ANSWER', `no answer within ${options.ringTimeoutMs ?? sip.ringTimeoutMs} ms`);
-    }, options.ringTimeoutMs ?? sip.ringTimeoutMs);
-    timer.unref();
+    let timer: NodeJS.Timeout | undefined;
     const outgoing = core.invite(request, {
       onAccept: (response) => {
         clearTimeout(timer);
@@ -486,6 +495,17 @@ export class SipServer {
         fail(hangupCauseOf(status), `SIP ${status} ${response.message.reasonPhrase}`);
       },
     });
+    // (armed once the INVITE is out: a synchronous throw above leaves no timer behind)
+    timer = setTimeout(() => {
+      if (settled) return;
+      try {
+        outgoing.cancel();
+      } catch {
+        // already final
+      }
+      fail('NO_ANSWER', `no answer within ${options.ringTimeoutMs ?? sip.ringTimeoutMs} ms`);
+    }, options.ringTimeoutMs ?? sip.ringTimeoutMs);
+    timer.unref();
   }
 
   /**
