@@ -474,6 +474,11 @@ const steadyCpu =
   mUp && mEnd
     ? (mEnd.get('process_cpu_seconds_total') ?? 0) - (mUp.get('process_cpu_seconds_total') ?? 0)
     : NaN;
+/** How fast a counter on the server's /metrics grew over the steady window, per second. */
+const steadyRate = (name: string) =>
+  mUp && mEnd && steady.upAt && steady.endAt
+    ? +(((mEnd.get(name) ?? 0) - (mUp.get(name) ?? 0)) / ((steady.endAt - steady.upAt) / 1000)).toFixed(1)
+    : NaN;
 /** A latency histogram's samples over the steady window and the share at or above `boundS`, %. */
 const steadyShare = (hist: string, boundS: number) =>
   mUp && mEnd ? overShare(mUp, mEnd, hist, boundS) : { n: 0, overPct: NaN };
@@ -544,6 +549,11 @@ const report = {
     rssPeakMiB: +(peakRss / 1024).toFixed(1),
     rssPerStreamKiB: +((peakRss - baselineRss) / Math.max(1, answered.length)).toFixed(0),
     eventLoopLagP99Ms: +(1000 * (m1.get('nodejs_eventloop_lag_p99_seconds') ?? NaN)).toFixed(2),
+    /** The callback outbox's SQLite writes over the steady window: transactions and rows a second. */
+    outbox: {
+      transactionsPerSecond: steadyRate('callstream_outbox_transactions_total'),
+      rowsPerSecond: steadyRate('callstream_outbox_rows_total'),
+    },
   },
   latencyMs: {
     captureToWs: {

@@ -338,6 +338,8 @@ test('/metrics exposes live calls, streams and counters in Prometheus format', a
     'callstream_playout_queue_ms',
     'callstream_playout_lateness_ms',
     'callstream_playout_dry_spell_seconds_total',
+    'callstream_outbox_transactions_total',
+    'callstream_outbox_rows_total',
   ]) {
     assert.match(text, new RegExp(`^${name} \\d+`, 'm'), name);
   }

@@ -26,6 +26,9 @@ test('outbox: one transaction per turn; inserts durable when they resolve; deliv
   assert.equal(outbox.stats.batches, 0, 'nothing is written inside the turn');
   await Promise.all(inserted);
   assert.deepEqual(outbox.stats, { batches: 1, rows: 5 });
+  // (exported on /metrics as counters)
+  assert.match(outbox.metricsText(), /^callstream_outbox_transactions_total 1$/m);
+  assert.match(outbox.metricsText(), /^callstream_outbox_rows_total 5$/m);
   const pending = await store.pendingOutbox();
   assert.deepEqual(
     pending.map((r) => [r.delivery_id, r.ordering_key, r.status, JSON.parse(r.params).N]),

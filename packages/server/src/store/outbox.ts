@@ -70,6 +70,14 @@ export class StoreOutbox implements CallbackOutbox {
     return written;
   }
 
+  /** Prometheus exposition of {@link stats} (`/metrics`): write transactions and the rows they carried. */
+  metricsText(): string {
+    return (
+      `# HELP callstream_outbox_transactions_total callback outbox write transactions (group commit)\n# TYPE callstream_outbox_transactions_total counter\ncallstream_outbox_transactions_total ${this.stats.batches}\n` +
+      `# HELP callstream_outbox_rows_total callback outbox rows written (deliveries inserted, delivered rows deleted, failures recorded)\n# TYPE callstream_outbox_rows_total counter\ncallstream_outbox_rows_total ${this.stats.rows}\n`
+    );
+  }
+
   /** Writes what is collected now (server shutdown, before the store closes). */
   flush(): Promise<void> {
     const written = this.written ?? Promise.resolve();
