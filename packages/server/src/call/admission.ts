@@ -17,7 +17,7 @@
  *   it was not idle, Node's `performance.eventLoopUtilization()`: the media clock, playout and
  *   every stream run there) is at least `maxLoad`, new calls are refused with `Retry-After: 1` (the
  *   next reading) — as FreeSWITCH's `min-idle-cpu` does. A server that is already saturated makes
- *   every call up late (README "Load benchmark": the seconds at 94–99 % of a core are the ones with
+ *   every call up late (docs/performance.md: the seconds at 94–99 % of a core are the ones with
  *   ≥ 25 ms waits); on a VM whose speed varies, capacity is not one number.
  *
  * {@link CallAdmission} is pure: time and load come from injected functions (tests move a fake

@@ -118,7 +118,7 @@ export const configSchema = z
          * (`--heap-growing-percent`); 0 leaves V8's own heuristics. With them, at 200 streams the
          * old generation (~50 MB live) was marked and compacted every ~5 s, and most seconds with
          * playback waiting ≥ 25 ms held one; at 200 a 60 s run had 1 instead of ~11, for ~30 MB
-         * more RSS (README, *Load benchmark*).
+         * more RSS (docs/performance.md, *Warm-up and host speed*).
          */
         heapGrowingPercent: z.number().int().min(0).max(1000).default(200),
       })
