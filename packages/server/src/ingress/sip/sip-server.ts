@@ -388,6 +388,9 @@ export class SipServer {
    * XML (`CallStatus=in-progress`); a refusal, timeout or failure is logged and, when the call had
    * a hangup URL, reported there with the SIP status as `HangupCause`.
    * @throws CallstreamError `invalid_parameters` for an unusable target or no trunk for a number
+   * @throws CapacityError when admission control refuses the call (config `calls`)
+   * @throws Error when no RTP port pair is free, or the INVITE cannot be sent (its RTP session is
+   *   closed at once)
    */
   async dial(options: {
     to: string;
@@ -431,7 +434,11 @@ export class SipServer {
     }
   }
 
-  /** Sends the INVITE of {@link dial} and follows its outcome; throws only synchronously. */
+  /**
+   * Sends the INVITE of {@link dial} and follows its outcome through sip.js's callbacks (answer,
+   * refusal, ring timeout).
+   * @throws Error (from sip.js) when the INVITE cannot be sent; nothing is armed then
+   */
   private invite(
     core: Core.UserAgentCore,
     kind: 'udp' | 'tcp',
