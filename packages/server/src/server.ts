@@ -63,7 +63,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     runtime.logger.warn(recovery, 'closed records left live by an unclean stop');
   }
   const metrics = new Metrics(runtime, records);
-  metrics.addText(() => outbox.metricsText());
+  metrics.addText(() => store.metricsText() + outbox.metricsText());
   runtime.onCallCreated((call) => {
     records.trackCall(call);
     call.onStreamCreated((s) => metrics.track(s));

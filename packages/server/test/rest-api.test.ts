@@ -340,6 +340,7 @@ test('/metrics exposes live calls, streams and counters in Prometheus format', a
     'callstream_playout_dry_spell_seconds_total',
     'callstream_outbox_transactions_total',
     'callstream_outbox_rows_total',
+    'callstream_store_write_errors_total',
   ]) {
     assert.match(text, new RegExp(`^${name} \\d+`, 'm'), name);
   }

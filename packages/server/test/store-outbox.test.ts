@@ -92,5 +92,10 @@ test('outbox: one transaction per turn; inserts durable when they resolve; deliv
   assert.equal((await store.pendingOutbox()).length, 451);
   assert.deepEqual(outbox.stats, { batches: 5, rows: 461 });
   assert.equal(store.writeErrors, 0);
+  assert.match(store.metricsText(), /^callstream_store_write_errors_total 0$/m);
+  // A write that fails (here: a duplicate delivery id) is logged and counted, never thrown.
+  await outbox.insert('d6', req(6));
+  assert.equal(store.writeErrors, 1);
+  assert.match(store.metricsText(), /^callstream_store_write_errors_total 1$/m);
   await store.close();
 });

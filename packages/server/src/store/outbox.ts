@@ -70,11 +70,14 @@ export class StoreOutbox implements CallbackOutbox {
     return written;
   }
 
-  /** Prometheus exposition of {@link stats} (`/metrics`): write transactions and the rows they carried. */
+  /**
+   * Prometheus exposition of {@link stats} (`/metrics`): write transactions issued and the rows they
+   * carry (a transaction that fails is counted here too, and in `callstream_store_write_errors_total`).
+   */
   metricsText(): string {
     return (
-      `# HELP callstream_outbox_transactions_total callback outbox write transactions (group commit)\n# TYPE callstream_outbox_transactions_total counter\ncallstream_outbox_transactions_total ${this.stats.batches}\n` +
-      `# HELP callstream_outbox_rows_total callback outbox rows written (deliveries inserted, delivered rows deleted, failures recorded)\n# TYPE callstream_outbox_rows_total counter\ncallstream_outbox_rows_total ${this.stats.rows}\n`
+      `# HELP callstream_outbox_transactions_total callback outbox write transactions issued (group commit)\n# TYPE callstream_outbox_transactions_total counter\ncallstream_outbox_transactions_total ${this.stats.batches}\n` +
+      `# HELP callstream_outbox_rows_total callback outbox rows in those transactions (deliveries inserted, delivered rows deleted, failures recorded)\n# TYPE callstream_outbox_rows_total counter\ncallstream_outbox_rows_total ${this.stats.rows}\n`
     );
   }
 

@@ -128,6 +128,11 @@ export class Store {
     return this.queue;
   }
 
+  /** Prometheus exposition of {@link writeErrors} (`/metrics`). */
+  metricsText(): string {
+    return `# HELP callstream_store_write_errors_total record and outbox writes that failed (each logged)\n# TYPE callstream_store_write_errors_total counter\ncallstream_store_write_errors_total ${this.writeErrors}\n`;
+  }
+
   /** Resolves when every queued write has been attempted. */
   flush(): Promise<void> {
     return this.queue;
